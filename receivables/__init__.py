@@ -1,0 +1,1 @@
+"""Relance's domain: the ledger, dunning, mail, payments, documents and access rules."""

@@ -1,0 +1,1 @@
+"""Who may do what: staff users and roles, API keys, portal links."""

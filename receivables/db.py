@@ -1,0 +1,105 @@
+"""Database engines: build one from DATABASE_URL, bind the tables to it, run migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for `sqlite:///FILE` or `postgres://USER@HOST:PORT/DB` (not yet connected)."""
+    if database_url.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(database_url)
+        config = {
+            "host": parts.hostname or "127.0.0.1",
+            "port": parts.port or 5432,
+            "user": unquote(parts.username or "postgres"),
+            "database": parts.path.lstrip("/"),
+        }
+        if parts.password:
+            config["password"] = unquote(parts.password)
+        return PostgresEngine(config=config, log_queries=False)
+    path = Path(database_url.removeprefix("sqlite:///"))
+    # A generous busy timeout: web, worker and CLI share the file.
+    return SQLiteEngine(path=str(path), timeout=30)
+
+
+def all_tables() -> list[type[Table]]:
+    from receivables.piccolo_app import APP_CONFIG
+
+    return list(APP_CONFIG.table_classes)
+
+
+def use_engine(engine: Engine) -> None:
+    """Point every table (ours and Piccolo's migration table) and piccolo_conf at `engine`."""
+    from piccolo.apps.migrations.tables import Migration
+
+    for table in [*all_tables(), Migration]:
+        table._meta.db = engine
+    conf = sys.modules.get("piccolo_conf")
+    if conf is None:
+        import piccolo_conf as conf  # noqa: PLC0415
+    conf.DB = engine
+
+
+def current_engine() -> Engine:
+    from receivables.ledger.tables import Company
+
+    return Company._meta.db
+
+
+def is_postgres(engine: Engine | None = None) -> bool:
+    return (engine or current_engine()).engine_type == "postgres"
+
+
+@contextlib.asynccontextmanager
+async def atomic() -> AsyncIterator[None]:
+    """One transaction; joins the caller's transaction when there is one.
+
+    On SQLite it starts IMMEDIATE so two writers queue for the lock up front instead of
+    failing on upgrade; on Postgres rows are locked where the service needs it.
+    """
+    engine = current_engine()
+    if engine.current_transaction.get() is not None:
+        yield
+        return
+    if isinstance(engine, SQLiteEngine):
+        async with engine.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with engine.transaction():
+            yield
+
+
+async def start(engine: Engine) -> None:
+    """Open pools (Postgres) and set per-file pragmas (SQLite)."""
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=1, max_size=10)
+    else:
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+
+
+async def stop(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()
+
+
+async def migrate(engine: Engine) -> None:
+    """Bring the database to the latest schema with the committed Piccolo migrations."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    use_engine(engine)
+    if isinstance(engine, SQLiteEngine):
+        Path(engine.path).parent.mkdir(parents=True, exist_ok=True)
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+    result = await run_forwards(app_name="receivables")
+    if not result.success:
+        raise RuntimeError(f"migration failed: {result.message}")

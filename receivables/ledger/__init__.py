@@ -1,0 +1,1 @@
+"""The ledger: companies, customers, contacts, items, payments, allocations, statements."""

@@ -1,0 +1,166 @@
+"""Ledger tables. Money is BigInt minor units beside a currency (see receivables.money)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from piccolo.columns import (
+    BigInt,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.columns.reference import LazyTableReference
+from piccolo.table import Table
+
+
+class Company(Table, tablename="company"):
+    """A legal entity that sells on credit and collects through Relance."""
+
+    class PenaltyPolicy(str, Enum):
+        none = "none"
+        eu = "eu"
+        france = "france"
+        uk = "uk"
+        fixed = "fixed"
+
+    code = Varchar(length=32, unique=True, help_text="Short code used by imports and the API.")
+    name = Varchar(length=200)
+    legal_id = Varchar(length=64, default="", help_text="Registration or VAT number.")
+    address = Text(default="")
+    email = Varchar(length=254, default="", help_text="Default address for notifications.")
+    phone = Varchar(length=40, default="")
+    logo_path = Varchar(length=200, default="", help_text="Relative to static/.")
+    iban = Varchar(length=34, default="")
+    bic = Varchar(length=11, default="")
+    currency = Varchar(length=3, default="EUR")
+    locale = Varchar(length=10, default="en_GB")
+    penalty_policy = Varchar(length=10, choices=PenaltyPolicy, default=PenaltyPolicy.none)
+    penalty_margin_bp = Integer(default=0, help_text="Points over the reference rate, in basis points.")
+    penalty_fixed_rate_bp = Integer(default=0, help_text="Annual rate for the 'fixed' policy, bp.")
+    compensation_minor = BigInt(default=0, help_text="Fixed compensation per late invoice.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class PayerProfile(str, Enum):
+    negligent = "negligent"
+    bad_payer = "bad_payer"
+    insolvent = "insolvent"
+    administrative = "administrative"
+    dispute_prone = "dispute_prone"
+    automatic = "automatic"
+    good_payer = "good_payer"
+
+
+class Customer(Table, tablename="customer"):
+    """A buyer account at one company, known by its ERP reference."""
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    ref = Varchar(length=64, help_text="ERP reference, unique per company.")
+    name = Varchar(length=200, index=True)
+    address = Text(default="")
+    country = Varchar(length=2, default="")
+    payer_profile = Varchar(length=20, choices=PayerProfile, default=PayerProfile.good_payer)
+    language = Varchar(length=5, default="", help_text="en, fr; empty: the company's.")
+    collector = ForeignKey(
+        LazyTableReference("StaffUser", module_path="receivables.access.tables"),
+        null=True,
+        on_delete=OnDelete.set_null,
+        index=True,
+        help_text="Assigned collector.",
+    )
+    blocked = Boolean(default=False)
+    blocked_reason = Text(default="")
+    credit_limit_minor = BigInt(null=True, default=None)
+    currency = Varchar(length=3, default="EUR", help_text="Currency of the credit limit.")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow(), auto_update=TimestamptzNow().python)
+
+
+class Contact(Table, tablename="contact"):
+    """A person at the customer: who receives reminders, who answers in the portal."""
+
+    customer = ForeignKey(Customer, on_delete=OnDelete.cascade, index=True)
+    ext_ref = Varchar(length=64, null=True, default=None, help_text="ERP reference, if any.")
+    name = Varchar(length=200, default="")
+    email = Varchar(length=254, index=True)
+    phone = Varchar(length=40, default="")
+    role = Varchar(length=80, default="", help_text="Accounts payable, buyer, CFO...")
+    language = Varchar(length=5, default="")
+    receives_reminders = Boolean(default=True)
+
+
+class ItemKind(str, Enum):
+    invoice = "invoice"
+    credit_note = "credit_note"
+
+
+class ItemStatus(str, Enum):
+    """Where the item stands in collection (settlement itself is `open_minor == 0`)."""
+
+    open = "open"
+    promised = "promised"
+    disputed = "disputed"
+    paid_pending = "paid_pending"
+    payment_in_progress = "payment_in_progress"
+    paid = "paid"
+    cancelled = "cancelled"
+
+
+class Item(Table, tablename="item"):
+    """An invoice or a credit note. Amounts are positive; the kind gives the sign."""
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
+    kind = Varchar(length=12, choices=ItemKind, default=ItemKind.invoice)
+    number = Varchar(length=64, help_text="Unique per company.")
+    issue_date = Date()
+    due_date = Date(index=True)
+    currency = Varchar(length=3)
+    total_minor = BigInt()
+    open_minor = BigInt(help_text="total - active allocations; kept in step by allocations.")
+    po_number = Varchar(length=64, default="")
+    pdf_path = Varchar(length=300, default="", help_text="Stored PDF, relative to the documents folder.")
+    status = Varchar(length=20, choices=ItemStatus, default=ItemStatus.open, index=True)
+    promise_date = Date(null=True, default=None)
+    dispute_reason = Varchar(length=40, default="")
+    comment = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow(), auto_update=TimestamptzNow().python)
+
+
+class Payment(Table, tablename="payment"):
+    """Money received from a customer, spread over items by allocations."""
+
+    class Method(str, Enum):
+        transfer = "transfer"
+        card = "card"
+        direct_debit = "direct_debit"
+        cheque = "cheque"
+        other = "other"
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
+    ref = Varchar(length=64, help_text="External reference, unique per company.")
+    received_on = Date()
+    method = Varchar(length=20, choices=Method, default=Method.transfer)
+    currency = Varchar(length=3)
+    amount_minor = BigInt()
+    unapplied_minor = BigInt(help_text="amount - active allocations.")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Allocation(Table, tablename="allocation"):
+    """Part of a payment applied to an item. Reversal stamps `reversed_at`; rows stay."""
+
+    payment = ForeignKey(Payment, on_delete=OnDelete.restrict, index=True)
+    item = ForeignKey(Item, on_delete=OnDelete.restrict, index=True)
+    amount_minor = BigInt()
+    created_at = Timestamptz(default=TimestamptzNow())
+    reversed_at = Timestamptz(null=True, default=None)

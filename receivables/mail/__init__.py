@@ -1,0 +1,1 @@
+"""Mail: the outbox (the communication history) and the SMTP sender."""

@@ -1,0 +1,134 @@
+"""Test fixtures: a real database per engine (SQLite file, Postgres database unique to the run).
+
+`db` is parametrised over both engines: a test taking it runs on SQLite always and on
+Postgres when 127.0.0.1:5432 answers (with REQUIRE_POSTGRES=1 an unreachable Postgres is
+a failure, not a skip). Every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from receivables.db import all_tables, make_engine, migrate, start, stop, use_engine
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+ENGINES = ["sqlite", "postgres"]
+
+
+def _postgres_reachable() -> str | None:
+    """None when Postgres answers, else the reason it does not."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure means: not usable here
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_PG_PROBLEM = _postgres_reachable()
+
+
+def require_postgres() -> None:
+    if _PG_PROBLEM is None:
+        return
+    message = f"Postgres at {PG_ADMIN_URL} is not reachable ({_PG_PROBLEM})"
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        pytest.fail(message + " and REQUIRE_POSTGRES=1", pytrace=False)
+    pytest.skip(message + "; Postgres tests skipped")
+
+
+class _Databases:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.engines: dict[str, object] = {}
+        self.urls: dict[str, str] = {}
+        self.pg_name = f"relance_test_{uuid.uuid4().hex[:10]}"
+
+    async def get(self, name: str):
+        if name in self.engines:
+            return self.engines[name]
+        if name == "sqlite":
+            url = f"sqlite:///{self.tmp / 'test.sqlite3'}"
+        else:
+            require_postgres()
+            import asyncpg
+
+            admin = await asyncpg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"))
+            await admin.execute(f'CREATE DATABASE "{self.pg_name}"')
+            await admin.close()
+            base = PG_ADMIN_URL.rsplit("/", 1)[0]
+            url = f"{base}/{self.pg_name}"
+        engine = make_engine(url)
+        await migrate(engine)
+        await start(engine)
+        self.engines[name] = engine
+        self.urls[name] = url
+        return engine
+
+    async def close(self) -> None:
+        for engine in self.engines.values():
+            await stop(engine)
+        if "postgres" in self.engines:
+            import asyncpg
+
+            admin = await asyncpg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"))
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                self.pg_name,
+            )
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}"')
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def databases(tmp_path_factory) -> AsyncIterator[_Databases]:
+    dbs = _Databases(tmp_path_factory.mktemp("db"))
+    yield dbs
+    await dbs.close()
+
+
+async def _empty_all_tables(engine) -> None:
+    names = [t._meta.tablename for t in all_tables()]
+    if engine.engine_type == "postgres":
+        await engine.run_ddl(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+    else:
+        for name in reversed(names):
+            await engine.run_ddl(f"DELETE FROM {name}")
+
+
+@pytest.fixture(params=ENGINES)
+async def db(request, databases) -> AsyncIterator[str]:
+    """An empty, migrated database on the engine of the parameter; yields the engine name."""
+    engine = await databases.get(request.param)
+    use_engine(engine)
+    await _empty_all_tables(engine)
+    yield request.param
+
+
+@pytest.fixture
+async def sqlite_db(databases) -> AsyncIterator[str]:
+    """For tests that are about SQLite only."""
+    engine = await databases.get("sqlite")
+    use_engine(engine)
+    await _empty_all_tables(engine)
+    yield "sqlite"
+
+
+@pytest.fixture
+async def pg_db(databases) -> AsyncIterator[str]:
+    """For tests that need Postgres (row locks, several connections)."""
+    engine = await databases.get("postgres")
+    use_engine(engine)
+    await _empty_all_tables(engine)
+    yield "postgres"
