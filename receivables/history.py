@@ -72,8 +72,9 @@ def _json_default(value: Any) -> Any:
 
 
 def canonical_json(details: dict[str, Any]) -> str:
-    return json.dumps(details, sort_keys=True, separators=(",", ":"), default=_json_default,
-                      ensure_ascii=False)
+    return json.dumps(
+        details, sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=False
+    )
 
 
 def _stamp(moment: datetime) -> str:
@@ -170,12 +171,20 @@ async def verify(batch: int = 5000) -> ChainReport:
             for row in rows:
                 checked += 1
                 if row["prev_hash"] != prev:
-                    return ChainReport(checked, row["id"], company["id"],
-                                       "its previous-hash does not match the row before it "
-                                       "(a row was removed or altered)")
+                    return ChainReport(
+                        checked,
+                        row["id"],
+                        company["id"],
+                        "its previous-hash does not match the row before it "
+                        "(a row was removed or altered)",
+                    )
                 if chain_hash(prev, row) != row["hash"]:
-                    return ChainReport(checked, row["id"], company["id"],
-                                       "its content does not match its hash (altered)")
+                    return ChainReport(
+                        checked,
+                        row["id"],
+                        company["id"],
+                        "its content does not match its hash (altered)",
+                    )
                 prev = row["hash"]
                 last_id = row["id"]
     return ChainReport(checked)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
@@ -19,7 +19,7 @@ class MoneyError(ValueError):
     """A currency or amount that cannot be money."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
@@ -32,13 +32,13 @@ def check_currency(code: str) -> str:
     return code
 
 
-@lru_cache(maxsize=None)
+@cache
 def exponent(currency: str) -> int:
     """Number of minor-unit digits of the currency (EUR 2, JPY 0, KWD 3)."""
     return int(get_currency_precision(check_currency(currency)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-exponent(currency))
 

@@ -54,7 +54,11 @@ class Settings:
 
     @property
     def engine_name(self) -> str:
-        return "postgres" if self.database_url.startswith(("postgres://", "postgresql://")) else "sqlite"
+        return (
+            "postgres"
+            if self.database_url.startswith(("postgres://", "postgresql://"))
+            else "sqlite"
+        )
 
     @property
     def sqlite_path(self) -> Path:
@@ -65,15 +69,25 @@ class Settings:
         return self.base_url.startswith("https://")
 
     @property
-    def allowed_host(self) -> str:
-        return urlsplit(self.base_url).hostname or "127.0.0.1"
+    def allowed_hosts(self) -> list[str]:
+        """Host headers accepted: BASE_URL's host, with and without its port."""
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or "127.0.0.1"
+        hosts = {host, parts.netloc}
+        if host in ("127.0.0.1", "localhost"):
+            hosts |= {"127.0.0.1", "localhost"}
+            if parts.port:
+                hosts |= {f"127.0.0.1:{parts.port}", f"localhost:{parts.port}"}
+        return sorted(hosts)
 
     @property
     def stripe_enabled(self) -> bool:
         return bool(self.stripe_secret_key and self.stripe_publishable_key)
 
 
-def _int(env: dict[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
+def _int(
+    env: dict[str, str], name: str, default: int, low: int, high: int, problems: list[str]
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -118,7 +132,9 @@ def load_settings(env: dict[str, str] | None = None, *, require_secret: bool = T
     base_url = (env.get("BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.append(f"BASE_URL: '{base_url}' is not an http(s) address like https://pay.example.com")
+        problems.append(
+            f"BASE_URL: '{base_url}' is not an http(s) address like https://pay.example.com"
+        )
 
     smtp_port = _int(env, "SMTP_PORT", 25, 1, 65535, problems)
     smtp_tls = (env.get("SMTP_TLS") or "none").lower()

@@ -26,7 +26,9 @@ def _postgres_reachable() -> str | None:
     import asyncpg
 
     async def probe() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), timeout=3)
+        conn = await asyncpg.connect(
+            PG_ADMIN_URL.replace("postgres://", "postgresql://"), timeout=3
+        )
         await conn.close()
 
     try:

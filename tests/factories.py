@@ -80,7 +80,9 @@ async def make_item(
     return item
 
 
-async def make_payment(customer: Customer, amount: str, *, currency: str | None = None, **kw) -> Payment:
+async def make_payment(
+    customer: Customer, amount: str, *, currency: str | None = None, **kw
+) -> Payment:
     n = next(_seq)
     currency = currency or customer.currency
     minor = to_minor(Decimal(amount), currency)

@@ -75,7 +75,9 @@ async def allocate(payment_id: int, item_id: int, amount: Money, actor: Actor) -
                 "item": item.number,
                 "amount": str(amount.amount),
                 "currency": amount.currency,
-                "item_open_after": str(Money.from_minor(reduced[0]["open_minor"], item.currency).amount),
+                "item_open_after": str(
+                    Money.from_minor(reduced[0]["open_minor"], item.currency).amount
+                ),
             },
         )
         return allocation_id

@@ -148,9 +148,20 @@ async def build_statement(customer_id: int, on: date) -> Statement:
 
     rows = (
         await Item.select(
-            Item.id, Item.number, Item.kind, Item.issue_date, Item.due_date, Item.currency,
-            Item.total_minor, Item.open_minor, Item.status, Item.promise_date,
-            Item.dispute_reason, Item.comment, Item.po_number, Item.pdf_path,
+            Item.id,
+            Item.number,
+            Item.kind,
+            Item.issue_date,
+            Item.due_date,
+            Item.currency,
+            Item.total_minor,
+            Item.open_minor,
+            Item.status,
+            Item.promise_date,
+            Item.dispute_reason,
+            Item.comment,
+            Item.po_number,
+            Item.pdf_path,
         )
         .where(
             (Item.customer == customer_id)
@@ -193,8 +204,13 @@ async def build_statement(customer_id: int, on: date) -> Statement:
 
     payments = (
         await Payment.select(
-            Payment.id, Payment.ref, Payment.received_on, Payment.method, Payment.currency,
-            Payment.amount_minor, Payment.unapplied_minor,
+            Payment.id,
+            Payment.ref,
+            Payment.received_on,
+            Payment.method,
+            Payment.currency,
+            Payment.amount_minor,
+            Payment.unapplied_minor,
         )
         .where((Payment.customer == customer_id) & (Payment.unapplied_minor > 0))
         .order_by(Payment.received_on)

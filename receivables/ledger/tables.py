@@ -42,7 +42,9 @@ class Company(Table, tablename="company"):
     currency = Varchar(length=3, default="EUR")
     locale = Varchar(length=10, default="en_GB")
     penalty_policy = Varchar(length=10, choices=PenaltyPolicy, default=PenaltyPolicy.none)
-    penalty_margin_bp = Integer(default=0, help_text="Points over the reference rate, in basis points.")
+    penalty_margin_bp = Integer(
+        default=0, help_text="Points over the reference rate, in basis points."
+    )
     penalty_fixed_rate_bp = Integer(default=0, help_text="Annual rate for the 'fixed' policy, bp.")
     compensation_minor = BigInt(default=0, help_text="Fixed compensation per late invoice.")
     created_at = Timestamptz(default=TimestamptzNow())
@@ -126,7 +128,9 @@ class Item(Table, tablename="item"):
     total_minor = BigInt()
     open_minor = BigInt(help_text="total - active allocations; kept in step by allocations.")
     po_number = Varchar(length=64, default="")
-    pdf_path = Varchar(length=300, default="", help_text="Stored PDF, relative to the documents folder.")
+    pdf_path = Varchar(
+        length=300, default="", help_text="Stored PDF, relative to the documents folder."
+    )
     status = Varchar(length=20, choices=ItemStatus, default=ItemStatus.open, index=True)
     promise_date = Date(null=True, default=None)
     dispute_reason = Varchar(length=40, default="")

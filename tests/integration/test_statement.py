@@ -22,7 +22,7 @@ async def test_statement_every_figure(db):
     customer = await make_customer(company)
     not_due = await make_item(customer, "1000.00", due=d(10), number="INV-ND")
     due_today = await make_item(customer, "50.00", due=d(0), number="INV-TODAY")
-    b1 = await make_item(customer, "200.00", due=d(-1), number="INV-1")
+    await make_item(customer, "200.00", due=d(-1), number="INV-1")
     b30 = await make_item(customer, "300.00", due=d(-30), number="INV-30")
     b31 = await make_item(customer, "310.00", due=d(-31), number="INV-31")
     b61 = await make_item(customer, "610.00", due=d(-61), number="INV-61")
@@ -39,13 +39,22 @@ async def test_statement_every_figure(db):
     st = await build_statement(customer.id, ON)
 
     assert [i.number for i in st.invoices] == [
-        "INV-91", "INV-61", "INV-31", "INV-30", "INV-USD", "INV-1", "INV-TODAY", "INV-ND",
+        "INV-91",
+        "INV-61",
+        "INV-31",
+        "INV-30",
+        "INV-USD",
+        "INV-1",
+        "INV-TODAY",
+        "INV-ND",
     ]
     by_number = {i.number: i for i in st.invoices}
     assert by_number["INV-91"].days_late == 91 and by_number["INV-91"].bucket == "90+"
     assert by_number["INV-61"].bucket == "61-90"
     assert by_number["INV-31"].bucket == "31-60"
-    assert by_number["INV-30"].bucket == "1-30" and by_number["INV-30"].open.amount == Decimal("175.00")
+    assert by_number["INV-30"].bucket == "1-30" and by_number["INV-30"].open.amount == Decimal(
+        "175.00"
+    )
     assert by_number["INV-1"].bucket == "1-30" and by_number["INV-1"].days_late == 1
     assert by_number["INV-TODAY"].overdue is False and by_number["INV-TODAY"].bucket == "not_due"
     assert "INV-PAID" not in by_number
@@ -53,7 +62,9 @@ async def test_statement_every_figure(db):
     assert [p.unapplied.amount for p in st.unapplied_payments] == [Decimal("25.00")]
 
     eur = st.totals["EUR"]
-    assert eur.overdue.amount == Decimal("200.00") + Decimal("175.00") + Decimal("310.00") + Decimal("610.00") + Decimal("910.10")
+    assert eur.overdue.amount == Decimal("200.00") + Decimal("175.00") + Decimal(
+        "310.00"
+    ) + Decimal("610.00") + Decimal("910.10")
     assert eur.not_due.amount == Decimal("1050.00")
     assert eur.credit_notes.amount == Decimal("120.00")
     assert eur.unapplied_payments.amount == Decimal("25.00")

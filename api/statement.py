@@ -1,0 +1,82 @@
+"""GET a customer's statement of account."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.params import Parameter
+
+from api.auth import api_key_of
+from receivables.errors import NotFound
+from receivables.ledger.statement import OpenItem, Statement, build_statement
+from receivables.ledger.tables import Customer
+from receivables.money import Money
+
+
+def _money(m: Money) -> dict[str, str]:
+    return {"amount": str(m.amount), "currency": m.currency}
+
+
+def _item(i: OpenItem) -> dict[str, Any]:
+    return {
+        "number": i.number,
+        "kind": i.kind,
+        "issue_date": i.issue_date.isoformat(),
+        "due_date": i.due_date.isoformat(),
+        "total": _money(i.total),
+        "open": _money(i.open),
+        "days_late": i.days_late,
+        "bucket": i.bucket,
+        "status": i.status,
+        "promise_date": i.promise_date.isoformat() if i.promise_date else None,
+        "po_number": i.po_number,
+    }
+
+
+def statement_json(st: Statement) -> dict[str, Any]:
+    return {
+        "customer_ref": st.customer.ref,
+        "customer_name": st.customer.name,
+        "date": st.on.isoformat(),
+        "invoices": [_item(i) for i in st.invoices],
+        "credit_notes": [_item(i) for i in st.credit_notes],
+        "unapplied_payments": [
+            {
+                "ref": p.ref,
+                "received_on": p.received_on.isoformat(),
+                "amount": _money(p.amount),
+                "unapplied": _money(p.unapplied),
+            }
+            for p in st.unapplied_payments
+        ],
+        "totals": {
+            cur: {
+                "overdue": str(t.overdue.amount),
+                "not_due": str(t.not_due.amount),
+                "credit_notes": str(t.credit_notes.amount),
+                "unapplied_payments": str(t.unapplied_payments.amount),
+                "open": str(t.open.amount),
+                "buckets": {b: str(v.amount) for b, v in t.buckets.items()},
+            }
+            for cur, t in st.totals.items()
+        },
+    }
+
+
+@get("/customers/{ref:str}/statement", summary="A customer's statement of account")
+async def customer_statement(
+    request: Request,
+    ref: str,
+    on: Annotated[
+        date | None, Parameter(query="date", description="Statement date (default today)")
+    ] = None,
+) -> dict[str, Any]:
+    key = api_key_of(request)
+    customer = await Customer.objects().get(
+        (Customer.company == key.company) & (Customer.ref == ref)
+    )
+    if customer is None:
+        raise NotFound(f"customer {ref}")
+    return statement_json(await build_statement(customer.id, on or date.today()))

@@ -1,0 +1,401 @@
+"""The `relance` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from receivables import db
+from receivables.settings import Settings, SettingsError, load_settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings(require_secret: bool = True, env: dict[str, str] | None = None) -> Settings:
+    try:
+        return load_settings(env, require_secret=require_secret)
+    except SettingsError as exc:
+        console.print("[bold red]Configuration problems:[/]")
+        for problem in exc.problems:
+            console.print(f"  - {problem}")
+        console.print("See README.md, 'Settings'.")
+        sys.exit(2)
+
+
+def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        engine = db.make_engine(settings.database_url)
+        db.use_engine(engine)
+        await db.start(engine)
+        try:
+            return await work()
+        finally:
+            await db.stop(engine)
+
+    return asyncio.run(run())
+
+
+def _company(code: str | None):
+    """The company named by code, or the only one; exits with a message otherwise."""
+    from receivables.ledger.tables import Company
+
+    async def find():
+        if code:
+            return await Company.objects().get(Company.code == code)
+        companies = await Company.objects().limit(2)
+        return companies[0] if len(companies) == 1 else None
+
+    return find
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]Error:[/] {message}")
+    sys.exit(code)
+
+
+@click.group()
+@click.version_option(package_name="relance")
+def main() -> None:
+    """Relance: collections with interactive reminders and a self-service customer portal."""
+    from web.logs import configure_logging
+
+    configure_logging("WARNING")
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database (DATABASE_URL) to the latest schema."""
+    settings = _settings(require_secret=False)
+
+    async def run() -> None:
+        engine = db.make_engine(settings.database_url)
+        await db.migrate(engine)
+
+    asyncio.run(run())
+    out.print(f"Database is up to date ({settings.engine_name}).")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the web application (portal, back office, API, webhooks)."""
+    import uvicorn
+
+    from app import create_app
+    from web.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run the background worker (scheduled jobs) until interrupted."""
+    from receivables.worker import run_forever
+    from web.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    try:
+        _with_db(settings, lambda: run_forever(settings))
+    except KeyboardInterrupt:
+        console.print("Worker stopped.")
+
+
+@main.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--kind",
+    type=click.Choice(["companies", "customers", "contacts", "items", "payments"]),
+    help="Kind of rows, when the header row does not tell.",
+)
+@click.option("--company", "company_code", help="Company code (needed when there are several).")
+def import_(files: tuple[str, ...], kind: str | None, company_code: str | None) -> None:
+    """Import CSV or XLSX files of companies, customers, contacts, items, payments."""
+    from receivables.ledger.imports import import_files
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from receivables.errors import InvalidInput
+    from receivables.history import Actor
+
+    settings = _settings(require_secret=False)
+    with Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(kind_name: str, done: int, total: int) -> None:
+            if kind_name not in tasks:
+                tasks[kind_name] = progress.add_task(kind_name, total=total)
+            progress.update(tasks[kind_name], completed=done, total=total)
+
+        try:
+            report = _with_db(
+                settings,
+                lambda: import_files(
+                    [Path(f) for f in files],
+                    company_code=company_code,
+                    kind=kind,
+                    actor=Actor.system("cli import"),
+                    progress=on_progress,
+                ),
+            )
+        except InvalidInput as exc:
+            progress.stop()
+            console.print(f"[bold red]Nothing imported:[/] {len(exc.problems)} problem(s)")
+            for problem in exc.problems:
+                console.print(f"  {problem}")
+            sys.exit(1)
+    for line in report.lines():
+        out.print(line)
+
+
+@main.command(name="portal-link")
+@click.argument("customer_ref")
+@click.option("--contact", "contact_email", help="Email of the contact the link is for.")
+@click.option("--company", "company_code", help="Company code (needed when there are several).")
+def portal_link(customer_ref: str, contact_email: str | None, company_code: str | None) -> None:
+    """Print a fresh signed portal URL for a customer account."""
+    settings = _settings()
+
+    async def run() -> str:
+        from receivables.access.portal_links import issue_link
+        from receivables.ledger.tables import Contact, Customer
+
+        company = await _company(company_code)()
+        if company is None:
+            _fail(
+                "name the company with --company CODE"
+                if not company_code
+                else f"no company with code {company_code}"
+            )
+        customer = await Customer.objects().get(
+            (Customer.company == company.id) & (Customer.ref == customer_ref)
+        )
+        if customer is None:
+            _fail(f"no customer with reference {customer_ref}")
+        contact = None
+        if contact_email:
+            contact = await Contact.objects().get(
+                (Contact.customer == customer.id) & (Contact.email == contact_email.strip().lower())
+            )
+            if contact is None:
+                _fail(f"{contact_email} is not a contact of {customer_ref}")
+        issued = await issue_link(
+            customer=customer,
+            contact=contact,
+            secret_key=settings.secret_key,
+            base_url=settings.base_url,
+            days=settings.portal_link_days,
+            issued_by="cli",
+        )
+        return issued.url
+
+    out.print(_with_db(settings, run), soft_wrap=True)
+
+
+@main.command()
+@click.option("--email", prompt=True)
+@click.option("--name", prompt=True)
+@click.option("--role", type=click.Choice(["admin", "collector", "finance", "viewer"]), prompt=True)
+@click.option("--password", help="Prompted (hidden) when not given.")
+def createuser(email: str, name: str, role: str, password: str | None) -> None:
+    """Create a back-office user."""
+    from receivables.access.staff import create_user
+    from receivables.errors import InvalidInput
+
+    settings = _settings(require_secret=False)
+    if password is None:
+        password = getpass.getpass("Password (10 characters or more): ")
+        if getpass.getpass("Again: ") != password:
+            _fail("the passwords differ")
+    try:
+        user = _with_db(settings, lambda: create_user(email, name, role, password or ""))
+    except InvalidInput as exc:
+        _fail(str(exc))
+    out.print(f"Created {user.role} {user.email}.")
+
+
+@main.group()
+def apikey() -> None:
+    """API keys for ERPs."""
+
+
+@apikey.command(name="create")
+@click.option("--name", required=True, help="What the key is for, e.g. 'SAP production'.")
+@click.option("--company", "company_code", help="Company code (needed when there are several).")
+def apikey_create(name: str, company_code: str | None) -> None:
+    """Create an API key; it is printed once and only its hash is kept."""
+    from receivables.access.api_keys import create_key
+
+    settings = _settings(require_secret=False)
+
+    async def run() -> str:
+        company = await _company(company_code)()
+        if company is None:
+            _fail(
+                "name the company with --company CODE"
+                if not company_code
+                else f"no company with code {company_code}"
+            )
+        _key, clear = await create_key(company, name)
+        return clear
+
+    clear = _with_db(settings, run)
+    console.print("API key (shown once; send it as 'Authorization: Bearer <key>'):")
+    out.print(clear)
+
+
+@main.group()
+def history() -> None:
+    """The append-only history."""
+
+
+@history.command(name="verify")
+def history_verify() -> None:
+    """Check every company's hash chain; report the first broken link."""
+    from receivables.history import verify
+
+    settings = _settings(require_secret=False)
+    report = _with_db(settings, verify)
+    if report.ok:
+        out.print(f"History intact: {report.checked} events checked.")
+        return
+    out.print(
+        f"History BROKEN at event {report.broken_event_id} (company {report.company_id}): "
+        f"{report.reason}. {report.checked - 1} events before it are intact."
+    )
+    sys.exit(1)
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--dir",
+    "folder",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo database is created.",
+)
+def demo(port: int, host: str, folder: str) -> None:
+    """Fresh demo database with realistic data, server, worker and a mail catcher."""
+    run_demo(Path(folder), host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()
+
+
+def run_demo(folder: Path, *, host: str, port: int) -> None:
+    """Fresh demo database in `folder`, served with the worker and a mail catcher."""
+    import uvicorn
+
+    from app import create_app
+    from receivables.access.portal_links import issue_link
+    from receivables.demo import DEMO_PASSWORD, STAFF, seed
+    from receivables.mail.capture import start_capture_server
+    from receivables.worker import run_forever
+    from web.logs import configure_logging
+
+    folder.mkdir(parents=True, exist_ok=True)
+    database = folder / "relance-demo.sqlite3"
+    for stale in folder.glob("relance-demo.sqlite3*"):
+        stale.unlink()
+    secret_file = folder / "relance-demo.secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(48))
+        secret_file.chmod(0o600)
+    env = {
+        "DATABASE_URL": f"sqlite:///{database.resolve()}",
+        "SECRET_KEY": secret_file.read_text().strip(),
+        "BASE_URL": f"http://{host}:{port}",
+    }
+
+    async def run() -> None:
+        engine = db.make_engine(env["DATABASE_URL"])
+        with console.status("Creating the demo database..."):
+            await db.migrate(engine)
+            await db.start(engine)
+            summary = await seed(date.today())
+        smtp = await start_capture_server("127.0.0.1", 0)
+        smtp_port = smtp.sockets[0].getsockname()[1]
+        settings = _settings(env={**env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port)})
+        links = []
+        for customer in summary.customers[:3]:
+            contact = summary.contacts[customer.id][0]
+            issued = await issue_link(
+                customer=customer,
+                contact=contact,
+                secret_key=settings.secret_key,
+                base_url=settings.base_url,
+                days=settings.portal_link_days,
+                issued_by="demo",
+            )
+            links.append((customer.name, contact.email, issued.url))
+
+        out.print(
+            f"\n[bold]Relance demo[/] on [link]{settings.base_url}/[/link]  "
+            f"(database {database}, mail catcher on 127.0.0.1:{smtp_port})\n"
+        )
+        out.print(
+            "[bold]Staff logins[/] (password for all: "
+            f"[green]{DEMO_PASSWORD}[/]) at {settings.base_url}/backoffice/"
+        )
+        for email, name, role, _phone in STAFF:
+            out.print(f"  {role.value:<10} {email:<28} {name}")
+        out.print("\n[bold]Customer portal links[/] (what a reminder email carries):")
+        for name, email, url in links:
+            out.print(f"  {name} ({email})")
+            out.print(f"    {url}", soft_wrap=True)
+        out.print("\nPress Ctrl-C to stop.\n")
+
+        configure_logging(settings.log_level)
+        app = create_app(settings, engine=engine, demo=True)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=host, port=port, access_log=False, log_config=None, server_header=False
+            )
+        )
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(run_forever(settings, stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            await worker_task
+            smtp.close()
+            await smtp.wait_closed()
+            await db.stop(engine)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    console.print("Demo stopped.")

@@ -1,0 +1,52 @@
+"""The background worker: runs each registered job on its period until stopped.
+
+Jobs are coroutines taking the settings; the mail outbox and the daily dunning run
+register here as they are built. On Postgres several workers may run: each job claims
+its own work with row locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from receivables.settings import Settings
+
+log = logging.getLogger("relance.worker")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every_seconds: float
+    run: Callable[[Settings], Awaitable[None]]
+
+
+JOBS: list[Job] = []
+
+
+async def _loop(job: Job, settings: Settings, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await job.run(settings)
+        except Exception:  # one failing run must not end the worker
+            log.exception("job %s failed; retrying next period", job.name)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=job.every_seconds)
+        except TimeoutError:
+            pass
+
+
+async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    log.info("worker started with %d job(s): %s", len(JOBS), ", ".join(j.name for j in JOBS))
+    tasks = [asyncio.create_task(_loop(job, settings, stop)) for job in JOBS]
+    try:
+        await stop.wait()
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""The web shell shared by every face: middleware, template filters, logging."""

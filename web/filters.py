@@ -1,0 +1,29 @@
+"""Jinja filters: money and dates for people, in their locale (Babel)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from babel.dates import format_date
+from jinja2 import Environment
+
+from receivables.money import Money, format_money
+
+
+def money(value: Money | None, locale: str = "en_GB") -> str:
+    if value is None:
+        return ""
+    return format_money(value.amount, value.currency, locale)
+
+
+def day(value: date | datetime | None, locale: str = "en_GB", fmt: str = "medium") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    return str(format_date(value, format=fmt, locale=locale))
+
+
+def register_filters(env: Environment) -> None:
+    env.filters["money"] = money
+    env.filters["day"] = day
