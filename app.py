@@ -166,7 +166,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
             instance=JinjaTemplateEngine.from_environment(template_environment())
         ),
         plugins=[HTMXPlugin()],
-        middleware=[security_headers, access_log],
+        before_send=[security_headers, access_log],
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         exception_handlers={
             HTTPException: _http_error,

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from litestar import Request, get
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from api.auth import api_key_of
 from receivables.errors import NotFound
@@ -68,9 +68,9 @@ def statement_json(st: Statement) -> dict[str, Any]:
 @get("/customers/{ref:str}/statement", summary="A customer's statement of account")
 async def customer_statement(
     request: Request,
-    ref: str,
+    ref: FromPath[str],
     on: Annotated[
-        date | None, Parameter(query="date", description="Statement date (default today)")
+        date | None, QueryParameter(name="date", description="Statement date (default today)")
     ] = None,
 ) -> dict[str, Any]:
     key = api_key_of(request)

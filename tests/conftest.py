@@ -134,3 +134,32 @@ async def pg_db(databases) -> AsyncIterator[str]:
     use_engine(engine)
     await _empty_all_tables(engine)
     yield "postgres"
+
+
+TEST_SECRET = "test-secret-key-" + "x" * 32
+
+
+@pytest.fixture
+def settings():
+    from receivables.settings import load_settings
+
+    return load_settings({"SECRET_KEY": TEST_SECRET, "BASE_URL": "http://testserver.local"})
+
+
+@pytest.fixture
+async def client(db, settings, databases):
+    """An HTTP client on the real app, bound to the test's database."""
+    from app import create_app
+
+    app = create_app(settings, engine=await databases.get(db))
+    async with app_client(app) as c:
+        yield c
+
+
+def app_client(app):
+    """httpx on the ASGI app in this event loop (Litestar's test client runs the app in another
+    thread's loop, where the Postgres pool of the session cannot be used)."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver.local")

@@ -1,12 +1,13 @@
-"""ASGI middleware: security headers on every response; an access log that never holds a token."""
+"""Hooks on every response (matched routes, 404s and errors alike): security headers and an
+access log that never holds a portal token."""
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
@@ -14,6 +15,13 @@ CSP = (
 )
 _TOKEN_PATH = re.compile(r"^/p/[^/]+")
 access_logger = logging.getLogger("relance.access")
+_DEFAULTS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cross-origin-opener-policy": "same-origin",
+}
 
 
 def redact_path(path: str) -> str:
@@ -21,57 +29,24 @@ def redact_path(path: str) -> str:
     return _TOKEN_PATH.sub("/p/[redacted]", path)
 
 
-def security_headers(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                defaults = [
-                    (b"content-security-policy", CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                ]
-                headers += [(k, v) for k, v in defaults if k not in present]
-                message["headers"] = headers
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
+async def security_headers(message: Message, scope: Scope) -> None:
+    """Set the defaults a handler did not set itself (the portal sets a stricter referrer)."""
+    if message["type"] != "http.response.start":
+        return
+    headers = MutableScopeHeaders.from_message(message)
+    for name, value in _DEFAULTS.items():
+        if name not in headers:
+            headers[name] = value
 
 
-def access_log(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, capture)
-        finally:
-            access_logger.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": redact_path(scope.get("path", "")),
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
-
-    return middleware
+async def access_log(message: Message, scope: Scope) -> None:
+    if message["type"] != "http.response.start":
+        return
+    access_logger.info(
+        "request",
+        extra={
+            "method": scope.get("method"),
+            "path": redact_path(scope.get("path", "")),
+            "status": message["status"],
+        },
+    )
