@@ -1,0 +1,35 @@
+# The README's commands. Each creates the virtual environment itself on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## Fresh demo database with realistic data, served on http://127.0.0.1:$(PORT)
+demo: $(VENV)/.installed
+	$(BIN)/relance demo --port $(PORT)
+
+## Lint, then every test (SQLite always; Postgres and Chromium when present)
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check app.py cli.py receivables web api tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/ledger.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,79 @@
+"""The `relance` command as an operator runs it (subprocesses on real databases)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from receivables.access.portal_links import resolve_token
+from receivables.db import current_engine
+from receivables.demo import seed
+from receivables.history import HistoryEvent
+from tests.conftest import TEST_SECRET
+
+RELANCE = str(Path(sys.executable).with_name("relance"))
+
+
+def run(args: list[str], url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    full_env.update({"DATABASE_URL": url, "COLUMNS": "200", **env})
+    return subprocess.run([RELANCE, *args], capture_output=True, text=True, env=full_env,
+                          timeout=120)
+
+
+async def test_history_verify_on_demo_data_then_altered_row(db, databases):
+    await seed(date(2026, 11, 22))
+    url = databases.urls[db]
+    ok = run(["history", "verify"], url)
+    assert ok.returncode == 0, ok.stderr
+    assert "History intact" in ok.stdout
+    victim = (await HistoryEvent.select(HistoryEvent.id).order_by(HistoryEvent.id)
+              .offset(10).first())["id"]
+    await current_engine().run_ddl(
+        f"UPDATE history_event SET actor_label = 'someone else' WHERE id = {victim}")
+    broken = run(["history", "verify"], url)
+    assert broken.returncode == 1
+    assert f"BROKEN at event {victim}" in broken.stdout
+
+
+async def test_portal_link_and_settings_errors(db, databases):
+    summary = await seed(date(2026, 11, 22))
+    url = databases.urls[db]
+    missing = run(["portal-link", "C0001"], url)
+    assert missing.returncode == 2 and "SECRET_KEY: missing" in missing.stderr
+    printed = run(["portal-link", "C0001"], url, SECRET_KEY=TEST_SECRET,
+                  BASE_URL="https://pay.example.com")
+    assert printed.returncode == 0, printed.stderr
+    link = printed.stdout.strip()
+    assert link.startswith("https://pay.example.com/p/")
+    resolved = await resolve_token(link.rsplit("/", 1)[1], TEST_SECRET)
+    assert resolved is not None and resolved.customer == summary.customers[0].id
+    unknown = run(["portal-link", "NOPE"], url, SECRET_KEY=TEST_SECRET)
+    assert unknown.returncode == 1 and "no customer with reference NOPE" in unknown.stderr
+
+
+async def test_createuser_names_the_bad_field(db, databases):
+    url = databases.urls[db]
+    bad = run(["createuser", "--email", "not-an-email", "--name", "X", "--role", "collector",
+               "--password", "short"], url)
+    assert bad.returncode == 1
+    assert "email:" in bad.stderr and "password: at least 10 characters" in bad.stderr
+    good = run(["createuser", "--email", "Ann@Example.com", "--name", "Ann", "--role", "finance",
+                "--password", "long enough pass"], url)
+    assert good.returncode == 0 and "Created finance ann@example.com" in good.stdout
+
+
+def test_migrate_brings_an_empty_sqlite_file_to_the_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    first = run(["migrate"], url)
+    assert first.returncode == 0, first.stderr
+    again = run(["migrate"], url)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    import sqlite3
+
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "fresh.sqlite3")
+              .execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"company", "customer", "item", "payment", "allocation", "history_event"} <= tables
