@@ -137,6 +137,8 @@ def template_environment() -> Environment:
 def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool = False) -> Litestar:
     """The web application. With `engine` given the caller owns its lifetime (tests)."""
     from api import api_router
+    from backoffice import backoffice_router
+    from portal import portal_router
 
     own_engine = engine is None
     engine = engine or db.make_engine(settings.database_url)
@@ -157,6 +159,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
             home,
             health,
             api_router,
+            portal_router,
+            backoffice_router,
             create_static_files_router(
                 path="/static", directories=[ROOT / "static"], include_in_schema=False
             ),

@@ -7,7 +7,7 @@ from piccolo.conf.apps import AppConfig
 from receivables.access.tables import ApiKey, PortalLink, StaffUser
 from receivables.history import HistoryEvent
 from receivables.ledger.tables import Allocation, Company, Contact, Customer, Item, Payment
-from receivables.mail.tables import CapturedMail
+from receivables.mail.tables import CapturedMail, OutboxMessage
 
 APP_CONFIG = AppConfig(
     app_name="receivables",
@@ -24,6 +24,7 @@ APP_CONFIG = AppConfig(
         ApiKey,
         PortalLink,
         CapturedMail,
+        OutboxMessage,
     ],
     migration_dependencies=[],
     commands=[],

@@ -50,3 +50,12 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _send_mail(settings: Settings) -> None:
+    from receivables.mail.outbox import send_due
+
+    await send_due(settings)
+
+
+JOBS.append(Job("outbox", 2.0, _send_mail))

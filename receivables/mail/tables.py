@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from piccolo.columns import Text, Timestamptz, Varchar
+from enum import Enum
+
+from piccolo.columns import ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
+
+from receivables.ledger.tables import Company, Customer
 
 
 class CapturedMail(Table, tablename="captured_mail"):
@@ -15,3 +19,39 @@ class CapturedMail(Table, tablename="captured_mail"):
     rcpt_to = Text(help_text="Recipients, comma separated.")
     subject = Text(default="")
     raw = Text(help_text="The whole message as received.")
+
+
+class OutboxStatus(str, Enum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class OutboxMessage(Table, tablename="outbox_message"):
+    """An email exactly as sent (or to be sent): the communication history itself.
+
+    Written in the transaction of the action that caused it; the worker sends it.
+    """
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    customer = ForeignKey(Customer, null=True, on_delete=OnDelete.restrict, index=True)
+    kind = Varchar(length=40, help_text="reminder, feedback_notice, portal_link, ...")
+    message_id = Varchar(length=200, unique=True, help_text="Stable Message-ID header.")
+    in_reply_to = Varchar(length=200, default="")
+    references = Text(default="")
+    mail_from = Varchar(length=254)
+    reply_to = Varchar(length=254, default="")
+    to_addrs = Text(help_text="Recipients as 'Name <addr>', one per line.")
+    subject = Text()
+    text_body = Text()
+    html_body = Text(default="")
+    status = Varchar(length=10, choices=OutboxStatus, default=OutboxStatus.queued, index=True)
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
+    claimed_by = Varchar(length=100, default="")
+    claimed_at = Timestamptz(null=True, default=None)
+    last_error = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    sent_at = Timestamptz(null=True, default=None)

@@ -20,8 +20,13 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
@@ -58,8 +63,12 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
     log = (folder / "demo.log").open("w+")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "300"}
     relance = Path(sys.executable).with_name("relance")
-    proc = subprocess.Popen([str(relance), "demo", "--port", str(port), "--dir", str(folder)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [str(relance), "demo", "--port", str(port), "--dir", str(folder)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -111,5 +120,3 @@ async def page(browser) -> AsyncIterator[object]:
 def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
-
-

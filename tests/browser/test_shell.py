@@ -12,7 +12,8 @@ async def test_demo_home_renders_without_errors(demo, page):
     # The stylesheet applied (not the browser's default white header) and htmx loaded.
     assert await page.evaluate("typeof window.htmx") == "object"
     header_bg = await page.evaluate(
-        "getComputedStyle(document.querySelector('header')).backgroundColor")
+        "getComputedStyle(document.querySelector('header')).backgroundColor"
+    )
     assert header_bg not in ("", "rgba(0, 0, 0, 0)")
     assert page.console_errors == []
     await page.screenshot(path=str(screenshot_path("home-1280")), full_page=True)

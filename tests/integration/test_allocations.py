@@ -59,14 +59,20 @@ async def test_two_concurrent_allocations_cannot_both_take_the_last_euro(db):
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from(["allocate", "reverse"]), st.integers(0, 2), st.integers(0, 1),
-              st.integers(1, 9000)),
-    min_size=1, max_size=25,
+    st.tuples(
+        st.sampled_from(["allocate", "reverse"]),
+        st.integers(0, 2),
+        st.integers(0, 1),
+        st.integers(1, 9000),
+    ),
+    min_size=1,
+    max_size=25,
 )
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(sequence=steps)
 async def test_open_amounts_never_drift(db, sequence):
     await _empty_all_tables(current_engine())
@@ -82,20 +88,32 @@ async def test_open_amounts_never_drift(db, sequence):
                 pass
         else:
             active = await Allocation.select(Allocation.id).where(
-                (Allocation.item == items[i].id) & Allocation.reversed_at.is_null())
+                (Allocation.item == items[i].id) & Allocation.reversed_at.is_null()
+            )
             if active:
                 await reverse(active[0]["id"], SYSTEM, "test")
 
     for it in items:
         row = await Item.select(Item.total_minor, Item.open_minor).where(Item.id == it.id).first()
-        allocated = sum(a["amount_minor"] for a in await Allocation.select(Allocation.amount_minor)
-                        .where((Allocation.item == it.id) & Allocation.reversed_at.is_null()))
+        allocated = sum(
+            a["amount_minor"]
+            for a in await Allocation.select(Allocation.amount_minor).where(
+                (Allocation.item == it.id) & Allocation.reversed_at.is_null()
+            )
+        )
         assert row["open_minor"] == row["total_minor"] - allocated
         assert 0 <= row["open_minor"] <= row["total_minor"]
     for pay in payments:
-        row = await Payment.select(Payment.amount_minor, Payment.unapplied_minor).where(
-            Payment.id == pay.id).first()
-        allocated = sum(a["amount_minor"] for a in await Allocation.select(Allocation.amount_minor)
-                        .where((Allocation.payment == pay.id) & Allocation.reversed_at.is_null()))
+        row = (
+            await Payment.select(Payment.amount_minor, Payment.unapplied_minor)
+            .where(Payment.id == pay.id)
+            .first()
+        )
+        allocated = sum(
+            a["amount_minor"]
+            for a in await Allocation.select(Allocation.amount_minor).where(
+                (Allocation.payment == pay.id) & Allocation.reversed_at.is_null()
+            )
+        )
         assert row["unapplied_minor"] == row["amount_minor"] - allocated
         assert row["unapplied_minor"] >= 0

@@ -20,8 +20,9 @@ RELANCE = str(Path(sys.executable).with_name("relance"))
 def run(args: list[str], url: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     full_env.update({"DATABASE_URL": url, "COLUMNS": "200", **env})
-    return subprocess.run([RELANCE, *args], capture_output=True, text=True, env=full_env,
-                          timeout=120)
+    return subprocess.run(
+        [RELANCE, *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
 async def test_history_verify_on_demo_data_then_altered_row(db, databases):
@@ -30,10 +31,12 @@ async def test_history_verify_on_demo_data_then_altered_row(db, databases):
     ok = run(["history", "verify"], url)
     assert ok.returncode == 0, ok.stderr
     assert "History intact" in ok.stdout
-    victim = (await HistoryEvent.select(HistoryEvent.id).order_by(HistoryEvent.id)
-              .offset(10).first())["id"]
+    victim = (
+        await HistoryEvent.select(HistoryEvent.id).order_by(HistoryEvent.id).offset(10).first()
+    )["id"]
     await current_engine().run_ddl(
-        f"UPDATE history_event SET actor_label = 'someone else' WHERE id = {victim}")
+        f"UPDATE history_event SET actor_label = 'someone else' WHERE id = {victim}"
+    )
     broken = run(["history", "verify"], url)
     assert broken.returncode == 1
     assert f"BROKEN at event {victim}" in broken.stdout
@@ -44,8 +47,9 @@ async def test_portal_link_and_settings_errors(db, databases):
     url = databases.urls[db]
     missing = run(["portal-link", "C0001"], url)
     assert missing.returncode == 2 and "SECRET_KEY: missing" in missing.stderr
-    printed = run(["portal-link", "C0001"], url, SECRET_KEY=TEST_SECRET,
-                  BASE_URL="https://pay.example.com")
+    printed = run(
+        ["portal-link", "C0001"], url, SECRET_KEY=TEST_SECRET, BASE_URL="https://pay.example.com"
+    )
     assert printed.returncode == 0, printed.stderr
     link = printed.stdout.strip()
     assert link.startswith("https://pay.example.com/p/")
@@ -57,12 +61,36 @@ async def test_portal_link_and_settings_errors(db, databases):
 
 async def test_createuser_names_the_bad_field(db, databases):
     url = databases.urls[db]
-    bad = run(["createuser", "--email", "not-an-email", "--name", "X", "--role", "collector",
-               "--password", "short"], url)
+    bad = run(
+        [
+            "createuser",
+            "--email",
+            "not-an-email",
+            "--name",
+            "X",
+            "--role",
+            "collector",
+            "--password",
+            "short",
+        ],
+        url,
+    )
     assert bad.returncode == 1
     assert "email:" in bad.stderr and "password: at least 10 characters" in bad.stderr
-    good = run(["createuser", "--email", "Ann@Example.com", "--name", "Ann", "--role", "finance",
-                "--password", "long enough pass"], url)
+    good = run(
+        [
+            "createuser",
+            "--email",
+            "Ann@Example.com",
+            "--name",
+            "Ann",
+            "--role",
+            "finance",
+            "--password",
+            "long enough pass",
+        ],
+        url,
+    )
     assert good.returncode == 0 and "Created finance ann@example.com" in good.stdout
 
 
@@ -74,6 +102,10 @@ def test_migrate_brings_an_empty_sqlite_file_to_the_schema(tmp_path):
     assert again.returncode == 0 and "up to date" in again.stdout
     import sqlite3
 
-    tables = {r[0] for r in sqlite3.connect(tmp_path / "fresh.sqlite3")
-              .execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {
+        r[0]
+        for r in sqlite3.connect(tmp_path / "fresh.sqlite3").execute(
+            "SELECT name FROM sqlite_master WHERE type='table'"
+        )
+    }
     assert {"company", "customer", "item", "payment", "allocation", "history_event"} <= tables

@@ -10,8 +10,13 @@ from tests.factories import make_company, make_customer
 
 async def _three_events(company, customer):
     for n in range(3):
-        await history.record(company_id=company.id, actor=Actor.system(), kind="test.event",
-                             customer_id=customer.id, details={"n": n, "note": "é"})
+        await history.record(
+            company_id=company.id,
+            actor=Actor.system(),
+            kind="test.event",
+            customer_id=customer.id,
+            details={"n": n, "note": "é"},
+        )
 
 
 async def test_chain_verifies_and_names_the_altered_row(db):
@@ -48,8 +53,13 @@ async def test_concurrent_writers_keep_one_chain(db):
     customer = await make_customer(company)
 
     async def write(n: int) -> None:
-        await history.record(company_id=company.id, actor=Actor.system(), kind="test.race",
-                             customer_id=customer.id, details={"n": n})
+        await history.record(
+            company_id=company.id,
+            actor=Actor.system(),
+            kind="test.race",
+            customer_id=customer.id,
+            details={"n": n},
+        )
 
     await asyncio.gather(*(write(n) for n in range(20)))
     report = await verify()

@@ -24,8 +24,10 @@ def test_exponents(currency, digits):
     assert exponent(currency) == digits
 
 
-@given(minor=st.integers(min_value=-(10**15), max_value=10**15),
-       currency=st.sampled_from(["EUR", "JPY", "KWD", "USD", "CHF"]))
+@given(
+    minor=st.integers(min_value=-(10**15), max_value=10**15),
+    currency=st.sampled_from(["EUR", "JPY", "KWD", "USD", "CHF"]),
+)
 def test_minor_units_round_trip_exactly(minor, currency):
     amount = from_minor(minor, currency)
     assert to_minor(amount, currency) == minor
@@ -49,8 +51,10 @@ def test_parse_amount(text, currency, expected):
     assert parse_amount(text, currency) == expected
 
 
-@pytest.mark.parametrize(("text", "currency"), [("12.345", "EUR"), ("1.5", "JPY"), ("abc", "EUR"),
-                                                ("NaN", "EUR"), ("Infinity", "EUR")])
+@pytest.mark.parametrize(
+    ("text", "currency"),
+    [("12.345", "EUR"), ("1.5", "JPY"), ("abc", "EUR"), ("NaN", "EUR"), ("Infinity", "EUR")],
+)
 def test_parse_amount_refuses(text, currency):
     with pytest.raises(MoneyError):
         parse_amount(text, currency)
