@@ -18,4 +18,5 @@ async def test_demo_home_renders_without_errors(demo, page):
     assert page.console_errors == []
     await page.screenshot(path=str(screenshot_path("home-1280")), full_page=True)
     assert len(demo.portal_links) == 3 and demo.password
-    assert httpx.get(demo.base_url + "/health").json()["status"] == "ok"
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(demo.base_url + "/health")).json()["status"] == "ok"

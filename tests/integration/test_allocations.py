@@ -7,13 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from receivables.db import current_engine
 from receivables.errors import AllocationRefused
 from receivables.history import Actor
 from receivables.ledger.allocations import allocate, reverse
 from receivables.ledger.tables import Allocation, Item, ItemStatus, Payment
 from receivables.money import Money
 from tests.conftest import _empty_all_tables
-from receivables.db import current_engine
 from tests.factories import make_company, make_customer, make_item, make_payment
 
 SYSTEM = Actor.system()
