@@ -130,49 +130,63 @@ def worker() -> None:
     help="Kind of rows, when the header row does not tell.",
 )
 @click.option("--company", "company_code", help="Company code (needed when there are several).")
-def import_(files: tuple[str, ...], kind: str | None, company_code: str | None) -> None:
-    """Import CSV or XLSX files of companies, customers, contacts, items, payments."""
-    from receivables.ledger.imports import import_files
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+@click.option("--check", is_flag=True, help="Check the files and report; write nothing.")
+def import_(
+    files: tuple[str, ...], kind: str | None, company_code: str | None, check: bool
+) -> None:
+    """Import CSV or XLSX files of companies, customers, contacts, items, payments.
 
-    from receivables.errors import InvalidInput
+    All or nothing: a file with any bad row imports nothing and every bad row is listed.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from receivables.history import Actor
+    from receivables.ledger.imports import import_files
 
     settings = _settings(require_secret=False)
     with Progress(
-        TextColumn("{task.description:>10}"),
+        TextColumn("{task.description:<28}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=True,
     ) as progress:
         tasks: dict[str, Any] = {}
 
-        def on_progress(kind_name: str, done: int, total: int) -> None:
-            if kind_name not in tasks:
-                tasks[kind_name] = progress.add_task(kind_name, total=total)
-            progress.update(tasks[kind_name], completed=done, total=total)
+        def on_progress(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step[:28], total=total or None)
+            progress.update(tasks[step], completed=done, total=total or None)
 
-        try:
-            report = _with_db(
-                settings,
-                lambda: import_files(
-                    [Path(f) for f in files],
-                    company_code=company_code,
-                    kind=kind,
-                    actor=Actor.system("cli import"),
-                    progress=on_progress,
-                ),
-            )
-        except InvalidInput as exc:
-            progress.stop()
-            console.print(f"[bold red]Nothing imported:[/] {len(exc.problems)} problem(s)")
-            for problem in exc.problems:
-                console.print(f"  {problem}")
-            sys.exit(1)
-    for line in report.lines():
-        out.print(line)
+        report = _with_db(
+            settings,
+            lambda: import_files(
+                [Path(f) for f in files],
+                company_code=company_code,
+                kind=kind,
+                actor=Actor.system("cli import"),
+                progress=on_progress,
+                dry_run=check,
+            ),
+        )
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if not report.ok:
+        console.print(f"[bold red]Nothing imported:[/] {len(report.problems)} problem(s)")
+        for line in report.problem_lines(limit=500):
+            console.print(f"  {line}", soft_wrap=True, highlight=False)
+        sys.exit(1)
+    for line in report.summary_lines():
+        out.print(line, highlight=False)
+    if check:
+        out.print("Checked: no problems found; nothing was written (--check).")
 
 
 @main.command(name="portal-link")

@@ -109,3 +109,39 @@ def test_migrate_brings_an_empty_sqlite_file_to_the_schema(tmp_path):
         )
     }
     assert {"company", "customer", "item", "payment", "allocation", "history_event"} <= tables
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_FILES = [
+    str(EXAMPLES / n)
+    for n in ("companies.csv", "customers.csv", "contacts.csv", "items.xlsx", "payments.csv")
+]
+
+
+async def test_import_examples_twice_then_a_bad_file(db, databases):
+    from receivables.ledger.tables import Customer, Item, Payment
+
+    url = databases.urls[db]
+    first = run(["import", *EXAMPLE_FILES], url)
+    assert first.returncode == 0, first.stderr
+    assert "items: 32 created" in first.stdout
+
+    async def snapshot():
+        return (
+            await Customer.select(Customer.ref, Customer.name).order_by(Customer.ref),
+            await Item.select(
+                Item.number, Item.total_minor, Item.open_minor, Item.due_date
+            ).order_by(Item.number),
+            await Payment.select(Payment.ref, Payment.unapplied_minor).order_by(Payment.ref),
+        )
+
+    before = await snapshot()
+    second = run(["import", *EXAMPLE_FILES], url)
+    assert second.returncode == 0 and "items: 0 created, 0 updated, 32 unchanged" in second.stdout
+    assert await snapshot() == before
+
+    bad = run(["import", str(EXAMPLES / "bad" / "items_bad.csv")], url)
+    assert bad.returncode == 1
+    assert "Nothing imported" in bad.stderr
+    assert "items_bad.csv, line 3, column due_date" in bad.stderr
+    assert await snapshot() == before
