@@ -158,6 +158,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
         route_handlers=[
             home,
             health,
+            api_docs,
             api_router,
             portal_router,
             backoffice_router,
@@ -193,12 +194,29 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
 
 def _openapi():
     from litestar.openapi import OpenAPIConfig
-    from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+    from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+    from litestar.openapi.spec import Components, SecurityScheme
 
+    # The schema only: the browsable docs are /api/v1/docs, served with self-hosted assets
+    # (Litestar's UI plugins load scripts from CDNs, which the CSP and offline machines refuse).
     return OpenAPIConfig(
         title="Relance API",
         version="1",
         description="Push customers, contacts, items and payments from your ERP; read statements.",
         path="/api/v1/schema",
-        render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
+        render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key from `relance apikey create` (rk_...).",
+                )
+            }
+        ),
     )
+
+
+@get("/api/v1/docs", name="api_docs", include_in_schema=False)
+async def api_docs() -> Template:
+    return Template(template_name="api_docs.html", context={"page_title": "API"})

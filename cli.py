@@ -285,6 +285,51 @@ def apikey_create(name: str, company_code: str | None) -> None:
     out.print(clear)
 
 
+@apikey.command(name="list")
+@click.option("--company", "company_code", help="Company code (needed when there are several).")
+def apikey_list(company_code: str | None) -> None:
+    """List API keys (prefix, name, created, last used, revoked); never the keys themselves."""
+    from receivables.access.api_keys import list_keys
+
+    settings = _settings(require_secret=False)
+
+    async def run():
+        company = await _company(company_code)()
+        if company is None:
+            _fail("name the company with --company CODE")
+        return await list_keys(company)
+
+    for key in _with_db(settings, run):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+        out.print(
+            f"{key.prefix}…  {key.name:<30} created {key.created_at:%Y-%m-%d}  "
+            f"last used {used}  {state}",
+            highlight=False,
+        )
+
+
+@apikey.command(name="revoke")
+@click.argument("prefix")
+@click.option("--company", "company_code", help="Company code (needed when there are several).")
+def apikey_revoke(prefix: str, company_code: str | None) -> None:
+    """Revoke the key whose first characters (as `apikey list` shows them) are PREFIX."""
+    from receivables.access.api_keys import revoke_key
+
+    settings = _settings(require_secret=False)
+
+    async def run() -> int:
+        company = await _company(company_code)()
+        if company is None:
+            _fail("name the company with --company CODE")
+        return await revoke_key(prefix.rstrip("…"), company)
+
+    count = _with_db(settings, run)
+    if not count:
+        _fail(f"no active key starts with {prefix}")
+    out.print(f"Revoked {count} key(s).")
+
+
 @main.group()
 def history() -> None:
     """The append-only history."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
@@ -9,6 +12,7 @@ from litestar.handlers import BaseRouteHandler
 from receivables.access.api_keys import resolve_key
 from receivables.access.tables import ApiKey
 from receivables.history import Actor, ActorKind
+from receivables.ledger.tables import Company
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="relance"'}
 
@@ -32,3 +36,24 @@ def api_key_of(connection: ASGIConnection) -> ApiKey:
 
 def api_actor(key: ApiKey) -> Actor:
     return Actor(ActorKind.api, f"api key {key.prefix}… ({key.name})", key.id)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key, its company (the only one it may touch) and the history actor."""
+
+    key: ApiKey
+    company_id: int
+    company_code: str
+    actor: Actor
+
+
+async def provide_caller(request: Request) -> Caller:
+    """Dependency `caller` of every API handler (the guard has resolved the key already)."""
+    key = api_key_of(request)
+    company = await Company.select(Company.code).where(Company.id == key.company).first()
+    if company is None:  # the key row cascades with its company; only a race gets here
+        raise NotAuthorizedException("this API key's company no longer exists", headers=_CHALLENGE)
+    return Caller(
+        key=key, company_id=key.company, company_code=company["code"], actor=api_actor(key)
+    )

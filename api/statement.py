@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Request, get
-from litestar.params import FromPath, QueryParameter
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 
-from api.auth import api_key_of
+from api.auth import Caller
 from receivables.errors import NotFound
 from receivables.ledger.statement import OpenItem, Statement, build_statement
 from receivables.ledger.tables import Customer
@@ -32,6 +33,7 @@ def _item(i: OpenItem) -> dict[str, Any]:
         "status": i.status,
         "promise_date": i.promise_date.isoformat() if i.promise_date else None,
         "po_number": i.po_number,
+        "has_pdf": i.has_pdf,
     }
 
 
@@ -65,17 +67,22 @@ def statement_json(st: Statement) -> dict[str, Any]:
     }
 
 
-@get("/customers/{ref:str}/statement", summary="A customer's statement of account")
+@get(
+    "/customers/{ref:str}/statement",
+    summary="A customer's statement of account",
+    description="Open invoices (overdue and not due, with days late and aging bucket), open "
+    "credit notes, unapplied payments and totals per currency, on `date`. 404 when the "
+    "API key's company has no customer with this reference.",
+)
 async def customer_statement(
-    request: Request,
-    ref: FromPath[str],
+    caller: NamedDependency[Caller],
+    ref: Annotated[str, PathParameter(description="The ERP's customer reference")],
     on: Annotated[
         date | None, QueryParameter(name="date", description="Statement date (default today)")
     ] = None,
 ) -> dict[str, Any]:
-    key = api_key_of(request)
     customer = await Customer.objects().get(
-        (Customer.company == key.company) & (Customer.ref == ref)
+        (Customer.company == caller.company_id) & (Customer.ref == ref)
     )
     if customer is None:
         raise NotFound(f"customer {ref}")

@@ -49,6 +49,10 @@ class Settings:
     """Points the Stripe SDK at another API (localstripe in tests and the demo)."""
     portal_link_days: int = 60
     """How long a portal link stays valid."""
+    documents_dir: str = ""
+    """Folder of stored documents: invoice PDFs sent by the ERP, proofs customers upload,
+    generated PDFs kept as a cache. Empty: `documents/` beside the SQLite file (or in the
+    working directory on Postgres). PDF rendering may read files here and under static/ only."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
 
@@ -63,6 +67,15 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def documents_path(self) -> Path:
+        """The documents folder, absolute (see `documents_dir`)."""
+        if self.documents_dir:
+            return Path(self.documents_dir).expanduser().resolve()
+        if self.engine_name == "sqlite":
+            return (self.sqlite_path.parent / "documents").resolve()
+        return Path("documents").resolve()
 
     @property
     def https(self) -> bool:
@@ -157,6 +170,10 @@ def load_settings(env: dict[str, str] | None = None, *, require_secret: bool = T
         problems.append(f"STRIPE_API_BASE: '{api_base}' is not an http(s) address")
 
     portal_days = _int(env, "PORTAL_LINK_DAYS", 60, 1, 366, problems)
+    documents_dir = (env.get("DOCUMENTS_DIR") or "").strip()
+    if documents_dir and Path(documents_dir).expanduser().exists():
+        if not Path(documents_dir).expanduser().is_dir():
+            problems.append(f"DOCUMENTS_DIR: '{documents_dir}' exists and is not a folder")
     log_level = (env.get("LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"LOG_LEVEL: '{log_level}' is not one of DEBUG, INFO, WARNING, ERROR")
@@ -178,6 +195,7 @@ def load_settings(env: dict[str, str] | None = None, *, require_secret: bool = T
         stripe_webhook_secret=webhook_secret,
         stripe_api_base=api_base,
         portal_link_days=portal_days,
+        documents_dir=documents_dir,
         log_level=log_level,
     )
 

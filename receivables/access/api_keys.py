@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from receivables.access.tables import ApiKey
 from receivables.ledger.tables import Company
@@ -31,6 +31,28 @@ async def resolve_key(clear: str) -> ApiKey | None:
     key = await ApiKey.objects().get(
         (ApiKey.key_hash == _digest(clear)) & ApiKey.revoked_at.is_null()
     )
-    if key is not None:
-        await ApiKey.update({ApiKey.last_used_at: datetime.now(UTC)}).where(ApiKey.id == key.id)
+    now = datetime.now(UTC)
+    # A write per call would serialise API traffic on SQLite: stamp at most once a minute.
+    if key is not None and (
+        key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1)
+    ):
+        await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == key.id)
     return key
+
+
+async def revoke_key(prefix: str, company: Company) -> int:
+    """Revoke the company's active keys starting with `prefix`; returns how many."""
+    rows = (
+        await ApiKey.update({ApiKey.revoked_at: datetime.now(UTC)})
+        .where(
+            (ApiKey.company == company.id)
+            & (ApiKey.prefix == prefix[:10])
+            & ApiKey.revoked_at.is_null()
+        )
+        .returning(ApiKey.id)
+    )
+    return len(rows)
+
+
+async def list_keys(company: Company) -> list[ApiKey]:
+    return await ApiKey.objects().where(ApiKey.company == company.id).order_by(ApiKey.id)

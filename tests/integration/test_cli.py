@@ -145,3 +145,28 @@ async def test_import_examples_twice_then_a_bad_file(db, databases):
     assert "Nothing imported" in bad.stderr
     assert "items_bad.csv, line 3, column due_date" in bad.stderr
     assert await snapshot() == before
+
+
+async def test_apikey_create_list_revoke(db, databases):
+    from receivables.access.api_keys import resolve_key
+    from receivables.access.tables import ApiKey
+    from tests.factories import make_company
+
+    await make_company(code="ATL")
+    url = databases.urls[db]
+    created = run(["apikey", "create", "--name", "SAP production"], url)
+    assert created.returncode == 0, created.stderr
+    clear = created.stdout.strip()
+    assert clear.startswith("rk_") and "shown once" in created.stderr
+    stored = await ApiKey.select(ApiKey.key_hash, ApiKey.prefix).first()
+    assert clear not in str(stored) and stored["prefix"] == clear[:10]
+    assert await resolve_key(clear) is not None
+
+    listed = run(["apikey", "list"], url)
+    assert clear[:10] in listed.stdout and "SAP production" in listed.stdout
+    assert clear not in listed.stdout
+    revoked = run(["apikey", "revoke", clear[:10]], url)
+    assert revoked.returncode == 0 and "Revoked 1 key" in revoked.stdout
+    assert await resolve_key(clear) is None
+    again = run(["apikey", "revoke", clear[:10]], url)
+    assert again.returncode == 1 and "no active key" in again.stderr

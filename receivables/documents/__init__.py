@@ -1,0 +1,1 @@
+"""Documents: PDFs with WeasyPrint, spreadsheets with openpyxl, the stored-documents folder."""
