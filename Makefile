@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 ## Fresh demo database with realistic data, served on http://127.0.0.1:$(PORT)
@@ -28,8 +28,14 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check app.py cli.py receivables web api tests bench
 	$(BIN)/mypy
 
+## Every benchmark (several minutes; needs Postgres at 127.0.0.1:5432)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/portal.py
+	$(BIN)/python bench/backoffice.py
+	$(BIN)/python bench/dunning_run.py
+	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -139,6 +139,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
     from api import api_router
     from backoffice import backoffice_router
     from portal import portal_router
+    from webhooks import webhooks_router
 
     own_engine = engine is None
     engine = engine or db.make_engine(settings.database_url)
@@ -162,6 +163,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
             api_router,
             portal_router,
             backoffice_router,
+            webhooks_router,
             create_static_files_router(
                 path="/static", directories=[ROOT / "static"], include_in_schema=False
             ),

@@ -396,6 +396,8 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
         "SECRET_KEY": secret_file.read_text().strip(),
         "BASE_URL": f"http://{host}:{port}",
     }
+    # Online payment: localstripe on a free port of 127.0.0.1, our webhook registered with it.
+    emulator = _start_demo_stripe(env)
 
     async def run() -> None:
         engine = db.make_engine(env["DATABASE_URL"])
@@ -423,6 +425,12 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
             f"\n[bold]Relance demo[/] on [link]{settings.base_url}/[/link]  "
             f"(database {database}, mail catcher on 127.0.0.1:{smtp_port})\n"
         )
+        if emulator is not None:
+            out.print(
+                f"Card payments go to localstripe at {emulator.api_base} "
+                "(test cards: 4242 4242 4242 4242; 3-D Secure 4000 0025 0000 3155; "
+                "declined 4000 0000 0000 0341)\n"
+            )
         out.print(
             "[bold]Staff logins[/] (password for all: "
             f"[green]{DEMO_PASSWORD}[/]) at {settings.base_url}/backoffice/"
@@ -457,4 +465,85 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+    finally:
+        if emulator is not None:
+            emulator.stop()
     console.print("Demo stopped.")
+
+
+def _start_demo_stripe(env: dict[str, str]):
+    """Start localstripe for the demo and add its STRIPE_* settings to `env` (None: no Stripe)."""
+    import importlib.util
+
+    if importlib.util.find_spec("localstripe") is None:
+        console.print("[yellow]localstripe is not installed: online payment is hidden.[/]")
+        return None
+    from receivables.payments.emulator import start_emulator
+
+    try:
+        emulator = start_emulator()
+    except RuntimeError as exc:
+        console.print(f"[yellow]{exc}: online payment is hidden.[/]")
+        return None
+    webhook_secret = "whsec_demo_" + secrets.token_hex(16)
+    env.update(
+        {
+            "STRIPE_SECRET_KEY": "sk_test_relance_demo",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_relance_demo",
+            "STRIPE_WEBHOOK_SECRET": webhook_secret,
+            "STRIPE_API_BASE": emulator.api_base,
+        }
+    )
+    emulator.register_webhook("relance-demo", f"{env['BASE_URL']}/webhooks/stripe", webhook_secret)
+    return emulator
+
+
+@main.group()
+def dunning() -> None:
+    """Dunning: the scenarios' daily run."""
+
+
+@dunning.command(name="run")
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Run as of this date, YYYY-MM-DD (default: today).",
+)
+def dunning_run(on: Any) -> None:
+    """Make the day's dunning actions; automatic emails go to the outbox.
+
+    Running it again on the same date creates nothing new.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from receivables.dunning.run import run_dunning
+
+    settings = _settings()
+    day = on.date() if on else date.today()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("customers"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(f"Dunning run {day.isoformat()}", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = _with_db(
+            settings, lambda: run_dunning(day, settings, progress=on_progress, triggered_by="cli")
+        )
+    if report.broken_promises:
+        console.print(f"{report.broken_promises} broken promise(s) marked in the history.")
+    if report.held:
+        console.print(f"{report.held} automatic step(s) held for a collector (see the agenda).")
+    if report.failed:
+        console.print(
+            f"[bold red]{report.failed} customer(s) failed[/] (see the log); "
+            "the next run tries them again."
+        )
+    out.print(report.line())

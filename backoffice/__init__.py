@@ -1,7 +1,69 @@
-"""Staff pages: login, roles, CSRF."""
+"""Staff pages: login, roles, CSRF.
+
+One Router carries the whole face: its session middleware, its guards (signed in, role
+declared by each handler, CSRF on unsafe methods) and its own answers to "not signed in"
+(go and sign in, then come back) and "not allowed". app.py only mounts it.
+"""
 
 from __future__ import annotations
 
-from litestar import Router
+from litestar import Request, Response, Router
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.response import Template
 
-backoffice_router = Router(path="/backoffice", route_handlers=[])
+from backoffice import auth, customers, dunning, feedback, mail, payments, users
+from backoffice.finance import ROUTES as finance_routes
+from backoffice.pages import nav_items
+from backoffice.security import (
+    PREFIX,
+    StaffSessionMiddleware,
+    csrf_token,
+    requires_csrf,
+    requires_role,
+    requires_staff,
+    to_login,
+)
+
+
+def _denied(request: Request, exc: PermissionDeniedException) -> Response:
+    user = request.state.get("staff") if "staff" in request.state else None
+    csrf = bool(exc.extra and isinstance(exc.extra, dict) and exc.extra.get("csrf"))
+    context = {
+        "page_title": "Not allowed",
+        "detail": exc.detail,
+        "csrf_failure": csrf,
+        "brand_href": f"{PREFIX}/",
+        "csrf_token": csrf_token(request.session) if "session" in request.scope else "",
+    }
+    if user is not None:
+        context.update(
+            user={"name": user.name, "role": user.role},
+            logout_url=f"{PREFIX}/logout",
+            nav=nav_items(request, user),
+        )
+    return Template(template_name="backoffice/denied.html", context=context, status_code=403)
+
+
+backoffice_router = Router(
+    path=PREFIX,
+    route_handlers=[
+        auth.login_form,
+        auth.login_submit,
+        auth.logout,
+        auth.home,
+        *customers.ROUTES,
+        *feedback.ROUTES,
+        *mail.ROUTES,
+        *payments.ROUTES,
+        *finance_routes,
+        *users.ROUTES,
+        *dunning.ROUTES,
+    ],
+    middleware=[StaffSessionMiddleware],
+    guards=[requires_staff, requires_role, requires_csrf],
+    exception_handlers={
+        NotAuthorizedException: to_login,
+        PermissionDeniedException: _denied,
+    },
+    include_in_schema=False,
+)

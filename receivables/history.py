@@ -98,6 +98,21 @@ def chain_hash(prev_hash: str, row: dict[str, Any]) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+async def lock_chain(company_ids: list[int] | None = None) -> None:
+    """Take the companies' chain locks now, in id order (Postgres; a no-op on SQLite).
+
+    `record()` takes its company's lock at its first write, and holds it to the commit. A
+    transaction that locks rows and then records can deadlock with one that recorded and then
+    wants those rows; transactions that lock many rows (the dunning run) call this first.
+    """
+    if not is_postgres():
+        return
+    if company_ids is None:
+        company_ids = [r["id"] for r in await Company.select(Company.id)]
+    for company_id in sorted(set(company_ids)):
+        await HistoryEvent.raw("SELECT pg_advisory_xact_lock({}, {})", _LOCK_NAMESPACE, company_id)
+
+
 async def record(
     *,
     company_id: int,

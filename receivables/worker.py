@@ -59,3 +59,15 @@ async def _send_mail(settings: Settings) -> None:
 
 
 JOBS.append(Job("outbox", 2.0, _send_mail))
+
+
+async def _dunning_run(settings: Settings) -> None:
+    from receivables.dunning.run import scheduled_run
+
+    await scheduled_run(settings)
+
+
+# Today's dunning run, once a day; checked every 5 minutes so a stopped worker catches up.
+JOBS.append(Job("dunning", 300.0, _dunning_run))
+# The outbox asks dunning, before sending its emails, whether they are still wanted.
+import receivables.dunning  # noqa: E402, F401

@@ -79,6 +79,12 @@ class Customer(Table, tablename="customer"):
     )
     blocked = Boolean(default=False)
     blocked_reason = Text(default="")
+    scenario = ForeignKey(
+        LazyTableReference("Scenario", module_path="receivables.dunning.tables"),
+        null=True,
+        on_delete=OnDelete.set_null,
+        help_text="Dunning scenario; empty: the default scenario of the payer profile.",
+    )
     credit_limit_minor = BigInt(null=True, default=None)
     currency = Varchar(length=3, default="EUR", help_text="Currency of the credit limit.")
     created_at = Timestamptz(default=TimestamptzNow())

@@ -8,9 +8,12 @@ backoff, 5xx answers mark the message failed with the server's words.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import secrets
 import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -35,13 +38,64 @@ def one_line(text: str) -> str:
     return " ".join(text.replace("\r", " ").replace("\n", " ").split())
 
 
+def ascii_address(email: str) -> str:
+    """The address as SMTP without SMTPUTF8 carries it: an international domain in IDNA
+    (punycode); a non-ASCII local part cannot be carried and raises ValueError."""
+    local, _, domain = one_line(email).rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"{email}: the part before @ must be ASCII")
+    try:
+        ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"{email}: {exc}") from None
+    return f"{local}@{ascii_domain}"
+
+
 @dataclass(frozen=True)
 class Recipient:
     email: str
     name: str = ""
 
     def header(self) -> str:
-        return formataddr((one_line(self.name), one_line(self.email)))
+        return formataddr((one_line(self.name), ascii_address(self.email)))
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file rendered when the message is sent; its SHA-256 goes to the history."""
+
+    filename: str
+    content_type: str
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def safe_filename(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", one_line(self.filename))[:120] or "attachment"
+
+
+@dataclass(frozen=True)
+class MessageKind:
+    """What the sender asks the code that queued messages of one kind, just before sending.
+
+    `cancel_reason` runs in the transaction that cancels the message when it answers a
+    reason (its own changes, such as cancelling the action behind it, commit with it);
+    `attachments` renders the files to attach, at send time.
+    """
+
+    cancel_reason: Callable[[dict], Awaitable[str | None]] | None = None
+    attachments: Callable[[dict, Settings], Awaitable[list[Attachment]]] | None = None
+
+
+MESSAGE_KINDS: dict[str, MessageKind] = {}
+"""Hooks by OutboxMessage.kind; filled by the modules that queue such messages."""
+
+
+def register_kind(kind: str, hooks: MessageKind) -> None:
+    MESSAGE_KINDS[kind] = hooks
 
 
 async def queue_email(
@@ -113,7 +167,7 @@ async def queue_email(
     return message
 
 
-def build_mime(row: dict) -> EmailMessage:
+def build_mime(row: dict, attachments: Sequence[Attachment] = ()) -> EmailMessage:
     msg = EmailMessage()
     msg["Message-ID"] = row["message_id"]
     msg["From"] = row["mail_from"]
@@ -129,6 +183,14 @@ def build_mime(row: dict) -> EmailMessage:
     msg.set_content(row["text_body"])
     if row["html_body"]:
         msg.add_alternative(row["html_body"], subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        msg.add_attachment(
+            attachment.content,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.safe_filename,
+        )
     return msg
 
 
@@ -179,7 +241,13 @@ async def claim(worker_id: str, limit: int, now: datetime | None = None) -> list
         )
 
 
-async def _mark(row: dict, status: OutboxStatus, error: str = "", retry_in: float | None = None):
+async def _mark(
+    row: dict,
+    status: OutboxStatus,
+    error: str = "",
+    retry_in: float | None = None,
+    attachments: Sequence[Attachment] = (),
+):
     now = datetime.now(UTC)
     values: dict = {
         OutboxMessage.status: status.value,
@@ -203,6 +271,20 @@ async def _mark(row: dict, status: OutboxStatus, error: str = "", retry_in: floa
                     "outbox": row["id"],
                     "message_id": row["message_id"],
                     **({"error": error[:500]} if error else {}),
+                    **(
+                        {
+                            "attachments": [
+                                {
+                                    "filename": a.safe_filename,
+                                    "sha256": a.sha256,
+                                    "size": len(a.content),
+                                }
+                                for a in attachments
+                            ]
+                        }
+                        if attachments
+                        else {}
+                    ),
                 },
             )
 
@@ -233,9 +315,20 @@ async def send_due(settings: Settings, *, worker_id: str | None = None, batch: i
             return sent
         try:
             for row in rows:
+                hooks = MESSAGE_KINDS.get(row["kind"])
+                if hooks and hooks.cancel_reason and await _cancelled(row, hooks, worker_id):
+                    continue
+                attachments: list[Attachment] = []
+                if hooks and hooks.attachments:
+                    try:
+                        attachments = await hooks.attachments(row, settings)
+                    except Exception as exc:  # a broken document must not stop the others
+                        log.exception("attachments of outbox message %s failed", row["id"])
+                        await _retry_or_fail(row, f"attachments could not be rendered: {exc}")
+                        continue
                 try:
                     await client.send_message(
-                        build_mime(row),
+                        build_mime(row, attachments),
                         sender=parseaddr(row["mail_from"])[1],
                         recipients=_addresses(row["to_addrs"]),
                     )
@@ -253,7 +346,7 @@ async def send_due(settings: Settings, *, worker_id: str | None = None, batch: i
                     if not client.is_connected:
                         await client.connect()
                     continue
-                await _mark(row, OutboxStatus.sent)
+                await _mark(row, OutboxStatus.sent, attachments=attachments)
                 sent += 1
         finally:
             if client.is_connected:
@@ -262,6 +355,30 @@ async def send_due(settings: Settings, *, worker_id: str | None = None, batch: i
                 except aiosmtplib.SMTPException:
                     client.close()
     return sent
+
+
+async def _cancelled(row: dict, hooks: MessageKind, worker_id: str) -> bool:
+    """Ask the message's kind whether it is still wanted; cancel it (with the reason) if not."""
+    assert hooks.cancel_reason is not None
+    async with atomic():
+        reason = await hooks.cancel_reason(row)
+        if reason is None:
+            return False
+        await OutboxMessage.update(
+            {
+                OutboxMessage.status: OutboxStatus.cancelled.value,
+                OutboxMessage.last_error: reason[:2000],
+                OutboxMessage.claimed_by: "",
+            }
+        ).where((OutboxMessage.id == row["id"]) & (OutboxMessage.claimed_by == worker_id))
+        await history.record(
+            company_id=row["company"],
+            actor=Actor.system("mail"),
+            kind="email.cancelled",
+            customer_id=row["customer"],
+            details={"outbox": row["id"], "message_id": row["message_id"], "reason": reason[:500]},
+        )
+    return True
 
 
 async def _retry_or_fail(row: dict, error: str) -> None:
@@ -274,4 +391,15 @@ async def _retry_or_fail(row: dict, error: str) -> None:
     )
 
 
-__all__ = ["Recipient", "queue_email", "send_due", "claim", "build_mime", "one_line"]
+__all__ = [
+    "Attachment",
+    "ascii_address",
+    "MessageKind",
+    "Recipient",
+    "build_mime",
+    "claim",
+    "one_line",
+    "queue_email",
+    "register_kind",
+    "send_due",
+]

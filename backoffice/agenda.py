@@ -1,0 +1,347 @@
+"""The collector's agenda and the page of one action: preview, edit and send the email, log a
+call, skip, postpone, confirm automatic ones in bulk, print and mark letters.
+
+Previews are documents of their own, shown in a sandboxed <iframe> with the mail pages'
+policy (inline styles only, no script, no network): the GET shows the step's template
+filled in; the editor's "Preview" posts the typed words into the same frame.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from backoffice.forms import errors_of, form_values, optional_date, text
+from backoffice.mail import FRAMED_HEADERS
+from backoffice.pages import done, render, staff
+from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles
+from receivables.access.tables import Role
+from receivables.dunning import agenda as service
+from receivables.dunning.agenda import CallInput, CallOutcome, Draft, Who
+from receivables.dunning.hashtags import HASHTAGS
+from receivables.dunning.letters import action_letter, mark_letter_sent
+from receivables.dunning.scenarios import CHANNEL_LABELS, LEVEL_LABELS, MODE_LABELS
+from receivables.errors import Conflict, FieldProblem, InvalidInput
+from receivables.ledger.account_changes import staff_actor
+from receivables.portal.tables import DisputeReason
+
+AGENDA = f"{PREFIX}/agenda"
+OUTCOMES = [
+    (CallOutcome.reached.value, "Reached"),
+    (CallOutcome.no_answer.value, "No answer"),
+    (CallOutcome.voicemail.value, "Left a voicemail"),
+    (CallOutcome.wrong_number.value, "Wrong number"),
+]
+DISPUTE_REASONS = [(r.value, r.value.replace("_", " ").capitalize()) for r in DisputeReason]
+LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+LABELS = {"level": LEVEL_LABELS, "channel": CHANNEL_LABELS, "mode": MODE_LABELS}
+
+
+def action_url(action_id: int, anchor: str = "") -> str:
+    return f"{AGENDA}/{action_id}" + (f"#{anchor}" if anchor else "")
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+@get("/agenda", name="bo:agenda", opt=roles(ALL_STAFF))
+async def agenda_page(request: Request) -> Template:
+    user = staff(request)
+    raw_who = str(request.query_params.get("who", ""))
+    raw_collector = str(request.query_params.get("collector", ""))
+    default = Who.mine if user.role == Role.collector.value else Who.everyone
+    who = Who(raw_who) if raw_who in {w.value for w in Who} else default
+    collector_id = int(raw_collector) if raw_collector.isdigit() else None
+    today = date.today()
+    result = await service.agenda(today, who=who, user_id=user.id, collector_id=collector_id)
+    return await render(
+        request,
+        "backoffice/dunning/agenda.html",
+        page_title="Agenda",
+        agenda=result,
+        who=who.value,
+        collector_id=collector_id,
+        collectors=await service.collectors(),
+        labels=LABELS,
+        today=today,
+    )
+
+
+@post("/agenda/confirm", name="bo:agenda-confirm", opt=roles(WORKERS))
+async def agenda_confirm(request: Request) -> Redirect:
+    values = await form_values(request)
+    raw = values.get("ids", [])
+    ids = [int(v) for v in (raw if isinstance(raw, list) else [raw]) if str(v).isdigit()]
+    back = text(values, "return_to")
+    back = back if back.startswith(AGENDA) else AGENDA
+    if not ids:
+        return done(request, back, "Select the reminders to send first.", "warning")
+    result = await service.confirm_actions(
+        ids, staff_actor(staff(request)), _settings(request), date.today()
+    )
+    message = (
+        f"{len(result.done)} reminder{'s' if len(result.done) != 1 else ''} confirmed and sent."
+    )
+    if result.refused:
+        message += " Not sent: " + "; ".join(f"#{k}: {v}" for k, v in result.refused.items())
+    return done(request, back, message, "warning" if result.refused else "success")
+
+
+# ------------------------------------------------------------------ one action
+
+
+def _draft_values(view: service.ActionView) -> dict[str, Any]:
+    draft = view.draft
+    return {
+        "subject": draft.subject if draft else "",
+        "body": draft.body if draft else "",
+        "language": draft.language if draft else view.language,
+        "recipients": [str(c.id) for c in view.facts.reminder_contacts],
+    }
+
+
+async def _action_page(
+    request: Request,
+    action_id: int,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    form: str = "",
+    status_code: int = 200,
+) -> Template:
+    today = date.today()
+    view = await service.action_view(action_id, today)
+    draft_values = _draft_values(view)
+    if form == "email" and values is not None:
+        draft_values.update(values)
+        recipients = values.get("recipients", [])
+        draft_values["recipients"] = recipients if isinstance(recipients, list) else [recipients]
+    return await render(
+        request,
+        "backoffice/dunning/action.html",
+        status_code=status_code,
+        page_title=f"{view.action.step_name} · {view.facts.customer.name}",
+        view=view,
+        action=view.action,
+        facts=view.facts,
+        statement=view.facts.statement,
+        draft=draft_values,
+        values=values or {},
+        errors=errors or {},
+        form=form,
+        labels=LABELS,
+        hashtags=HASHTAGS,
+        outcomes=OUTCOMES,
+        dispute_reasons=DISPUTE_REASONS,
+        today=today,
+        languages=[
+            (lang, LANGUAGE_NAMES.get(lang, lang)) for lang in sorted(view.texts) or [view.language]
+        ],
+    )
+
+
+@get("/agenda/{action_id:int}", name="bo:action", opt=roles(ALL_STAFF))
+async def action_page(request: Request, action_id: FromPath[int]) -> Template:
+    return await _action_page(request, action_id)
+
+
+def framed(document: str, status_code: int = 200) -> Response:
+    return Response(
+        content=document,
+        media_type="text/html; charset=utf-8",
+        headers=FRAMED_HEADERS,
+        status_code=status_code,
+    )
+
+
+def framed_problems(problems: list[FieldProblem]) -> Response:
+    items = "".join(
+        f"<li><strong>{escape(p.field)}</strong>: {escape(p.message)}</li>" for p in problems
+    )
+    return framed(
+        '<!doctype html><meta charset="utf-8"><body style="font:15px sans-serif;color:#9b1c1c;'
+        f'padding:16px">Cannot preview:<ul>{items}</ul></body>',
+        status_code=422,
+    )
+
+
+def _draft_from(values: dict[str, Any]) -> Draft:
+    recipients = values.get("recipients", [])
+    recipients = recipients if isinstance(recipients, list) else [recipients]
+    return Draft(
+        subject=str(values.get("subject", "")),
+        body=str(values.get("body", "")),
+        language=text(values, "language") or "en",
+        contact_ids=tuple(int(r) for r in recipients if str(r).isdigit()),
+    )
+
+
+@get("/agenda/{action_id:int}/email.html", name="bo:action-email", opt=roles(ALL_STAFF))
+async def action_email(request: Request, action_id: FromPath[int]) -> Response:
+    """The step's template filled in for this customer, as the recipient would see it."""
+    view = await service.action_view(action_id, date.today())
+    values = _draft_values(view)
+    if not values["body"]:
+        return framed('<!doctype html><meta charset="utf-8"><p>No email for this step.</p>')
+    try:
+        email = service.preview(view.facts, _draft_from(values), _settings(request).base_url)
+    except InvalidInput as exc:
+        return framed_problems(exc.problems)
+    return framed(email.html)
+
+
+@post("/agenda/{action_id:int}/preview", name="bo:action-preview", opt=roles(WORKERS))
+async def action_preview(request: Request, action_id: FromPath[int]) -> Response:
+    values = await form_values(request)
+    view = await service.action_view(action_id, date.today())
+    try:
+        email = service.preview(view.facts, _draft_from(values), _settings(request).base_url)
+    except InvalidInput as exc:
+        return framed_problems(exc.problems)
+    return framed(email.html)
+
+
+@post("/agenda/{action_id:int}/send", name="bo:action-send", opt=roles(WORKERS))
+async def action_send(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    try:
+        ids = await service.send_action(
+            action_id,
+            _draft_from(values),
+            staff_actor(staff(request)),
+            _settings(request),
+            date.today(),
+        )
+    except InvalidInput as exc:
+        return await _action_page(
+            request, action_id, values=values, errors=errors_of(exc), form="email", status_code=422
+        )
+    except Conflict as exc:
+        return done(request, action_url(action_id), str(exc), "warning")
+    return done(
+        request,
+        action_url(action_id),
+        f"{len(ids)} email{'s' if len(ids) != 1 else ''} written to the outbox; "
+        "the worker sends them within seconds.",
+    )
+
+
+@post("/agenda/{action_id:int}/call", name="bo:action-call", opt=roles(WORKERS))
+async def action_call(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    problems: list[FieldProblem] = []
+    promise_date = optional_date(values, "promise_date", problems)
+    raw_items = values.get("items", [])
+    raw_items = raw_items if isinstance(raw_items, list) else [raw_items]
+    call = CallInput(
+        outcome=text(values, "outcome"),
+        notes=str(values.get("notes", "")),
+        record=text(values, "record"),
+        item_ids=tuple(int(i) for i in raw_items if str(i).isdigit()),
+        promise_date=promise_date,
+        dispute_reason=text(values, "dispute_reason"),
+    )
+    try:
+        if problems:
+            raise InvalidInput(problems)
+        await service.log_call(action_id, call, staff_actor(staff(request)), date.today())
+    except InvalidInput as exc:
+        return await _action_page(
+            request, action_id, values=values, errors=errors_of(exc), form="call", status_code=422
+        )
+    except Conflict as exc:
+        return done(request, action_url(action_id), str(exc), "warning")
+    return done(request, AGENDA, "Call logged.")
+
+
+@post("/agenda/{action_id:int}/skip", name="bo:action-skip", opt=roles(WORKERS))
+async def action_skip(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    try:
+        await service.skip_action(action_id, text(values, "reason"), staff_actor(staff(request)))
+    except InvalidInput as exc:
+        return await _action_page(
+            request, action_id, values=values, errors=errors_of(exc), form="skip", status_code=422
+        )
+    except Conflict as exc:
+        return done(request, action_url(action_id), str(exc), "warning")
+    return done(request, AGENDA, "Step skipped.")
+
+
+@post("/agenda/{action_id:int}/postpone", name="bo:action-postpone", opt=roles(WORKERS))
+async def action_postpone(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    problems: list[FieldProblem] = []
+    until = optional_date(values, "until", problems)
+    try:
+        if problems:
+            raise InvalidInput(problems)
+        action = await service.postpone_action(
+            action_id, until, text(values, "reason"), staff_actor(staff(request)), date.today()
+        )
+    except InvalidInput as exc:
+        return await _action_page(
+            request,
+            action_id,
+            values=values,
+            errors=errors_of(exc),
+            form="postpone",
+            status_code=422,
+        )
+    except Conflict as exc:
+        return done(request, action_url(action_id), str(exc), "warning")
+    return done(request, AGENDA, f"Postponed to {action.due_on.isoformat()}.")
+
+
+@get("/agenda/{action_id:int}/letter.pdf", name="bo:action-letter", opt=roles(ALL_STAFF))
+async def action_letter_pdf(request: Request, action_id: FromPath[int]) -> Response:
+    letter = await action_letter(action_id, _settings(request), date.today())
+    return Response(
+        content=letter.content,
+        media_type="application/pdf",
+        headers={
+            "content-disposition": f'attachment; filename="{letter.filename}"',
+            "cache-control": "no-store",
+        },
+    )
+
+
+@post("/agenda/{action_id:int}/letter-sent", name="bo:action-letter-sent", opt=roles(WORKERS))
+async def action_letter_sent(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    problems: list[FieldProblem] = []
+    sent_on = optional_date(values, "sent_on", problems)
+    try:
+        if problems:
+            raise InvalidInput(problems)
+        await mark_letter_sent(
+            action_id, sent_on, staff_actor(staff(request)), _settings(request), date.today()
+        )
+    except InvalidInput as exc:
+        return await _action_page(
+            request, action_id, values=values, errors=errors_of(exc), form="letter", status_code=422
+        )
+    except Conflict as exc:
+        return done(request, action_url(action_id), str(exc), "warning")
+    return done(request, action_url(action_id), "Letter marked as posted; the PDF sent is kept.")
+
+
+ROUTES = [
+    agenda_page,
+    agenda_confirm,
+    action_page,
+    action_email,
+    action_preview,
+    action_send,
+    action_call,
+    action_skip,
+    action_postpone,
+    action_letter_pdf,
+    action_letter_sent,
+]

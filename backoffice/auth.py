@@ -1,0 +1,116 @@
+"""Sign in and sign out."""
+
+from __future__ import annotations
+
+from litestar import Request, get, post
+from litestar.params import FromQuery
+from litestar.response import Redirect, Template
+
+from backoffice.pages import is_mounted, staff
+from backoffice.security import (
+    ALL_STAFF,
+    PREFIX,
+    PUBLIC,
+    csrf_token,
+    flash,
+    load_staff,
+    pop_flashes,
+    roles,
+    safe_next,
+    sign_in,
+    sign_out,
+)
+from receivables.access import login_throttle
+from receivables.access.staff import authenticate
+from receivables.access.tables import Role
+
+
+def _login_page(
+    request: Request, *, next_path: str, email: str = "", error: str = "", status_code: int = 200
+) -> Template:
+    return Template(
+        template_name="backoffice/login.html",
+        context={
+            "page_title": "Sign in",
+            "next": next_path,
+            "email": email,
+            "error": error,
+            "csrf_token": csrf_token(request.session),
+            "flash_messages": pop_flashes(request),
+            "brand_href": f"{PREFIX}/",
+        },
+        status_code=status_code,
+        headers={"cache-control": "no-store"},
+    )
+
+
+@get("/login", name="bo:login", opt=PUBLIC)
+async def login_form(request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
+    target = safe_next(next)
+    if await load_staff(request) is not None:
+        return Redirect(path=target, status_code=303)
+    return _login_page(request, next_path=target)
+
+
+@post("/login", name="bo:login-submit", opt=PUBLIC)
+async def login_submit(request: Request) -> Template | Redirect:
+    form = await request.form()
+    email = str(form.get("email", "")).strip()
+    password = str(form.get("password", ""))
+    target = safe_next(str(form.get("next", "")))
+    address = request.client.host if request.client else "unknown"
+    if not email or not password:
+        return _login_page(
+            request,
+            next_path=target,
+            email=email,
+            error="Enter your email and your password.",
+            status_code=422,
+        )
+    verdict = await login_throttle.check(address, email)
+    if not verdict.allowed:
+        minutes = max(1, round(verdict.retry_after / 60))
+        page = _login_page(
+            request,
+            next_path=target,
+            email=email,
+            error=f"Too many failed attempts. Try again in {minutes} minute"
+            f"{'s' if minutes > 1 else ''}.",
+            status_code=429,
+        )
+        page.headers["retry-after"] = str(verdict.retry_after)
+        return page
+    user = await authenticate(email, password)
+    if user is None:
+        await login_throttle.record_failure(address, email)
+        return _login_page(
+            request,
+            next_path=target,
+            email=email,
+            error="That email and password do not match an active account.",
+            status_code=401,
+        )
+    await login_throttle.clear(address, email)
+    sign_in(request, user)
+    return Redirect(path=target, status_code=303)
+
+
+@post("/logout", name="bo:logout", opt=roles(ALL_STAFF))
+async def logout(request: Request) -> Redirect:
+    sign_out(request)
+    request.set_session({})
+    flash(request, "You are signed out.", "info")
+    return Redirect(path=f"{PREFIX}/login", status_code=303)
+
+
+@get("/", name="bo:home", opt=roles(ALL_STAFF))
+async def home(request: Request) -> Redirect:
+    """Each role starts where its work is."""
+    role = staff(request).role
+    if role == Role.finance.value:
+        finance = f"{PREFIX}/finance"
+        start = finance if is_mounted(request, finance) else f"{PREFIX}/payments"
+        return Redirect(path=start, status_code=303)
+    if role == Role.collector.value:
+        return Redirect(path=f"{PREFIX}/feedback", status_code=303)
+    return Redirect(path=f"{PREFIX}/customers", status_code=303)

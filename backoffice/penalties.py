@@ -1,0 +1,110 @@
+"""Penalty policy and reference rates, for admins: a preset (EU, France, UK) per company and
+the dated central bank rates the law refers to. Everyone may read them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from backoffice.forms import errors_of, form_values, optional_date, text
+from backoffice.pages import done, render, staff
+from backoffice.scenarios import company_for
+from backoffice.security import ADMINS, ALL_STAFF, PREFIX, roles
+from receivables.dunning import reference_rates as service
+from receivables.dunning.tables import RateSource
+from receivables.errors import FieldProblem, InvalidInput
+from receivables.ledger.account_changes import staff_actor
+from receivables.money import Money
+
+PENALTIES = f"{PREFIX}/penalties"
+
+
+async def _page(
+    request: Request,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    company, companies = await company_for(request)
+    tables = {source: await service.load_table(source) for source in RateSource}
+    rows = {
+        source: await service.ReferenceRate.select()
+        .where(service.ReferenceRate.source == source.value)
+        .order_by(service.ReferenceRate.effective_from, ascending=False)
+        for source in RateSource
+    }
+    return await render(
+        request,
+        "backoffice/dunning/penalties.html",
+        status_code=status_code,
+        page_title="Penalties",
+        company=company,
+        companies=companies,
+        presets=list(service.PRESETS.values()),
+        source_names=service.SOURCE_NAMES,
+        tables=tables,
+        rows=rows,
+        current_source=service.source_for(company.penalty_policy),
+        compensation=Money.from_minor(int(company.compensation_minor or 0), company.currency)
+        if company.compensation_minor
+        else None,
+        values=values or {"source": "ecb"},
+        errors=errors or {},
+    )
+
+
+@get("/penalties", name="bo:penalties", opt=roles(ALL_STAFF))
+async def penalties_page(request: Request) -> Template:
+    return await _page(request)
+
+
+@post("/penalties/policy", name="bo:penalty-policy", opt=roles(ADMINS))
+async def penalty_policy(request: Request) -> Redirect:
+    values = await form_values(request)
+    company, _ = await company_for(request)
+    try:
+        updated = await service.apply_preset(
+            company.id, text(values, "preset"), staff_actor(staff(request))
+        )
+    except InvalidInput as exc:
+        return done(request, PENALTIES, str(exc), "warning")
+    return done(
+        request,
+        f"{PENALTIES}?company={company.id}",
+        f"{updated.name} now charges penalties under the {updated.penalty_policy.upper()} rules.",
+    )
+
+
+@post("/penalties/rates", name="bo:rate-set", opt=roles(ADMINS))
+async def rate_set(request: Request) -> Template | Redirect:
+    values = await form_values(request)
+    company, _ = await company_for(request)
+    problems: list[FieldProblem] = []
+    effective = optional_date(values, "effective_from", problems)
+    try:
+        if problems:
+            raise InvalidInput(problems)
+        await service.set_rate(
+            text(values, "source"),
+            effective,
+            text(values, "rate"),
+            staff_actor(staff(request)),
+            company.id,
+        )
+    except InvalidInput as exc:
+        return await _page(request, values=values, errors=errors_of(exc), status_code=422)
+    return done(request, f"{PENALTIES}?company={company.id}", "Rate saved.")
+
+
+@post("/penalties/rates/{rate_id:int}/delete", name="bo:rate-delete", opt=roles(ADMINS))
+async def rate_delete(request: Request, rate_id: FromPath[int]) -> Redirect:
+    company, _ = await company_for(request)
+    await service.delete_rate(rate_id, staff_actor(staff(request)), company.id)
+    return done(request, f"{PENALTIES}?company={company.id}", "Rate removed.")
+
+
+ROUTES = [penalties_page, penalty_policy, rate_set, rate_delete]

@@ -1,0 +1,224 @@
+"""The way in: a signed link exchanged for a visit, dead links, fresh links, the language.
+
+GET /p/{token} never consumes the link: it opens a short visit (cookie on /p) and
+redirects to token-free pages. Every dead link (tampered, unknown, expired, revoked) gets
+the same page and status, whose form asks for fresh links for the account's own contacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from portal.limits import RateLimiter
+from portal.mailing import TemplateComposer
+from receivables.portal.emails import PortalMail
+from receivables.portal.fresh_links import send_fresh_links
+from receivables.portal.i18n import LANGUAGES, choose_language, locale_for, translator
+from receivables.portal.sessions import SESSION_HOURS, Visit, csrf_ok, exchange_link, visit_for
+from receivables.portal.sessions import set_language as remember_language
+from receivables.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSION_COOKIE = "relance_portal"
+FORM_COOKIE = "relance_portal_form"
+LINK_LIMIT = RateLimiter(limit=30, window_seconds=60)
+RESEND_LIMIT = RateLimiter(limit=5, window_seconds=600)
+PORTAL_HEADERS = {
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-robots-tag": "noindex, nofollow",
+}
+
+
+class NoVisit(Exception):
+    """No live visit behind this request (no cookie, ended, or its link is dead)."""
+
+
+class BadForm(Exception):
+    """A portal POST without its CSRF token."""
+
+
+@dataclass
+class TooManyAttempts(Exception):
+    retry_after: float
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def portal_mail(request: Request) -> PortalMail:
+    settings = settings_of(request)
+    return PortalMail(
+        compose=TemplateComposer(ROOT / "templates"),
+        mail_from=settings.smtp_from,
+        base_url=settings.base_url,
+    )
+
+
+def browser_language(request: Request) -> str:
+    """Pages without an account (dead links) follow the browser's Accept-Language."""
+    header = request.headers.get("accept-language", "")
+    tags = [part.split(";")[0].strip() for part in header.split(",") if part.strip()]
+    return choose_language(*tags)
+
+
+@lru_cache(maxsize=32)
+def babel_locale(code: str) -> Locale:
+    """Parsed once: Babel re-parses a locale string on every call (half the cost of a row)."""
+    return Locale.parse(code)
+
+
+def page_context(language: str, company_locale: str = "", **extra: Any) -> dict[str, Any]:
+    return {
+        "_": translator(language),
+        "lang": language,
+        "locale": babel_locale(locale_for(language, company_locale)),
+        "languages": LANGUAGES,
+        **extra,
+    }
+
+
+async def current_visit(request: Request) -> Visit:
+    """Dependency: the live visit behind the session cookie, or the 'visit ended' page."""
+    visit = await visit_for(request.cookies.get(SESSION_COOKIE), settings_of(request).secret_key)
+    if visit is None:
+        raise NoVisit()
+    return visit
+
+
+def require_csrf(request: Request, visit: Visit, form: Any) -> None:
+    supplied = request.headers.get("x-csrftoken") or form.get("_csrf_token")
+    if not csrf_ok(visit, supplied):
+        raise BadForm()
+
+
+def _form_token(secret_key: str, nonce: str) -> str:
+    mac = hmac.new(secret_key.encode(), b"portal-form:" + nonce.encode(), hashlib.sha256)
+    return mac.hexdigest()[:40]
+
+
+def _cookie(settings: Settings, key: str, value: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=key,
+        value=value,
+        path="/p",
+        httponly=True,
+        samesite="lax",
+        secure=settings.https,
+        max_age=max_age,
+    )
+
+
+def _dead_link_page(request: Request, *, sent: bool = False, status: int = 404) -> Template:
+    settings = settings_of(request)
+    nonce = secrets.token_urlsafe(16)
+    return Template(
+        template_name="portal/link_invalid.html",
+        context=page_context(
+            browser_language(request),
+            form_token=_form_token(settings.secret_key, nonce),
+            sent=sent,
+        ),
+        status_code=status,
+        cookies=[_cookie(settings, FORM_COOKIE, nonce, 3600)],
+    )
+
+
+@get("/{token:str}", name="portal:open", include_in_schema=False)
+async def open_link(request: Request, token: FromPath[str]) -> Response:
+    ip = client_ip(request)
+    if (wait := LINK_LIMIT.hit(ip)) is not None:
+        raise TooManyAttempts(wait)
+    settings = settings_of(request)
+    raw = await exchange_link(
+        token,
+        secret_key=settings.secret_key,
+        ip=ip,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    if raw is None:
+        return _dead_link_page(request)
+    return Redirect(
+        path="/p/statement",
+        status_code=303,
+        cookies=[_cookie(settings, SESSION_COOKIE, raw, SESSION_HOURS * 3600)],
+    )
+
+
+@post("/{token:str}", name="portal:fresh-link", include_in_schema=False, status_code=200)
+async def ask_fresh_link(request: Request, token: FromPath[str]) -> Response:
+    """Same answer whatever the token: never tells whether an account exists."""
+    ip = client_ip(request)
+    if (wait := RESEND_LIMIT.hit(ip)) is not None:
+        raise TooManyAttempts(wait)
+    settings = settings_of(request)
+    form = await request.form()
+    nonce = request.cookies.get(FORM_COOKIE, "")
+    supplied = str(form.get("_csrf_token") or "")
+    if not nonce or not hmac.compare_digest(_form_token(settings.secret_key, nonce), supplied):
+        raise BadForm()
+    await send_fresh_links(
+        token,
+        secret_key=settings.secret_key,
+        days=settings.portal_link_days,
+        ip=ip,
+        mail=portal_mail(request),
+    )
+    return _dead_link_page(request, sent=True, status=200)
+
+
+@post("/language", name="portal:language", include_in_schema=False)
+async def choose_page_language(request: Request, visit: NamedDependency[Visit]) -> Redirect:
+    form = await request.form()
+    require_csrf(request, visit, form)
+    await remember_language(visit, str(form.get("language") or ""))
+    back = str(form.get("next") or "/p/statement")
+    if not back.startswith("/p/") or back.startswith("//"):
+        back = "/p/statement"
+    return Redirect(path=back, status_code=303)
+
+
+def visit_ended(request: Request, _exc: Exception) -> Response:
+    headers = {"HX-Refresh": "true"} if request.headers.get("hx-request") else None
+    return Template(
+        template_name="portal/visit_ended.html",
+        context=page_context(browser_language(request)),
+        status_code=401,
+        headers=headers,
+    )
+
+
+def form_expired(request: Request, _exc: Exception) -> Response:
+    return Template(
+        template_name="portal/form_expired.html",
+        context=page_context(browser_language(request)),
+        status_code=403,
+    )
+
+
+def too_many(request: Request, exc: Exception) -> Response:
+    wait = int(getattr(exc, "retry_after", 60)) + 1
+    return Template(
+        template_name="portal/too_many.html",
+        context=page_context(browser_language(request), wait=wait),
+        status_code=429,
+        headers={"Retry-After": str(wait)},
+    )

@@ -1,0 +1,227 @@
+"""How the account reads for a customer: status labels, filters, sorting, template context.
+
+Shared by the page, its htmx fragments, the PDFs and the spreadsheet, so an item carries
+the same words everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale
+from babel.numbers import format_percent
+
+from receivables.ledger.statement import OpenItem
+from receivables.ledger.tables import ItemKind, ItemStatus
+from receivables.portal.account import AccountView
+from receivables.portal.feedback import PendingAnswer
+from receivables.portal.i18n import Translator
+from receivables.portal.sessions import Visit
+from receivables.portal.tables import FeedbackKind
+from web.filters import day
+
+SHOWS = ("all", "overdue", "due")
+PAGE_ROWS = 100
+"""Rows rendered at first; the rest come on demand (a phone need not lay out 500 rows)."""
+SORTS = {
+    "due": lambda i: (i.due_date, i.id),
+    "number": lambda i: (i.number, i.id),
+    "issue": lambda i: (i.issue_date, i.id),
+    "amount": lambda i: (i.total.amount, i.id),
+    "open": lambda i: (i.open.amount, i.id),
+}
+REASONS = {
+    "price": "Price",
+    "quantity": "Quantity",
+    "quality": "Quality",
+    "not_received": "Not received",
+    "already_credited": "Already credited",
+    "other": "Other",
+}
+METHODS = {
+    "transfer": "Bank transfer",
+    "card": "Card",
+    "cheque": "Cheque",
+    "direct_debit": "Direct debit",
+    "other": "Other",
+}
+KINDS = {
+    "paid": "Already paid",
+    "promise": "Will pay on",
+    "dispute": "Disputed",
+    "question": "Question",
+}
+TYPES = {"invoice": "Invoice", "credit_note": "Credit note", "payment": "Payment"}
+
+
+@dataclass(frozen=True)
+class Row:
+    item: OpenItem
+    status: str
+    badge: str
+    note: str
+    answerable: bool
+    awaiting: bool
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What the table shows: a filter, a sort, and the first PAGE_ROWS rows or all of them."""
+
+    show: str
+    sort: str
+    order: str
+    every: bool = False
+
+    @classmethod
+    def parse(
+        cls, show: str | None, sort: str | None, order: str | None, rows: str | None = None
+    ) -> Listing:
+        return cls(
+            show if show in SHOWS else "all",
+            sort if sort in SORTS else "",
+            "desc" if order == "desc" else "asc",
+            rows == "all",
+        )
+
+    def query(self, **changes: str) -> str:
+        values = {"show": self.show, "sort": self.sort, "order": self.order, **changes}
+        parts = [f"{k}={v}" for k, v in values.items() if v and not (k == "order" and v == "asc")]
+        return "?" + "&".join(parts) if parts else ""
+
+    def sort_link(self, key: str) -> str:
+        order = "desc" if self.sort == key and self.order == "asc" else "asc"
+        return self.query(sort=key, order=order, rows="all" if self.every else "")
+
+    def all_rows_link(self) -> str:
+        return self.query(rows="all")
+
+    def aria_sort(self, key: str) -> str:
+        if self.sort != key:
+            return "none"
+        return "descending" if self.order == "desc" else "ascending"
+
+
+def answer_note(pending: PendingAnswer, t: Translator, locale: str | Locale) -> str:
+    if pending.kind == FeedbackKind.promise.value and pending.promise_date:
+        return t("Your answer: will pay on {date}", date=day(pending.promise_date, locale))
+    if pending.kind == FeedbackKind.paid.value and pending.paid_on:
+        return t("Your answer: paid on {date}", date=day(pending.paid_on, locale))
+    if pending.kind == FeedbackKind.dispute.value:
+        reason = t(REASONS.get(pending.dispute_reason, "Other"))
+        return t("Your answer: disputed ({reason})", reason=reason)
+    return t("Your answer: a question")
+
+
+def item_status(
+    item: OpenItem,
+    pending: PendingAnswer | None,
+    t: Translator,
+    locale: str | Locale,
+    on: date | None = None,
+) -> tuple[str, str, str]:
+    """(label, badge kind, note) of an item as the customer reads it."""
+    if item.kind == ItemKind.credit_note.value:
+        return t("Credit note"), "muted", t("Deducted from what you owe")
+    if pending is not None:
+        return t("Your answer is awaiting confirmation"), "pending", answer_note(pending, t, locale)
+    status = item.status
+    if status == ItemStatus.payment_in_progress.value:
+        return t("Payment in progress"), "progress", ""
+    if status == ItemStatus.paid_pending.value:
+        return t("Payment announced"), "paid", t("We will confirm on receipt")
+    if status == ItemStatus.promised.value and item.promise_date:
+        return t("Promised"), "promise", t("For {date}", date=day(item.promise_date, locale))
+    if status == ItemStatus.disputed.value:
+        reason = REASONS.get(item.dispute_reason, "")
+        return t("Disputed"), "dispute", t(reason) if reason else ""
+    if item.overdue:
+        return t("Overdue"), "overdue", ""
+    if on is not None and item.due_date == on:
+        return t("Due today"), "open", ""
+    if on is not None:
+        days = (item.due_date - on).days
+        return t("Coming due"), "open", t("In {n} days", n=days) if days > 1 else t("Tomorrow")
+    return t("Coming due"), "open", ""
+
+
+def status_text(
+    item: OpenItem, pending: PendingAnswer | None, t: Translator, locale: str | Locale, on: date
+) -> str:
+    label, _badge, note = item_status(item, pending, t, locale, on)
+    return f"{label} ({note})" if note else label
+
+
+def rows_for(
+    view: AccountView, listing: Listing, t: Translator, locale: str | Locale
+) -> tuple[list[Row], int]:
+    """The rows to render (labelled) and how many the filter matches in all."""
+    items = [
+        item
+        for item in view.statement.invoices
+        if listing.show == "all" or (listing.show == "overdue") == item.overdue
+    ]
+    if listing.sort:
+        items.sort(key=SORTS[listing.sort], reverse=listing.order == "desc")
+    shown = items if listing.every else items[:PAGE_ROWS]
+    rows = []
+    for item in shown:  # labels only for what is rendered: a 500-item account stays quick
+        pending = view.pending.get(item.id)
+        label, badge, note = item_status(item, pending, t, locale, view.statement.on)
+        rows.append(
+            Row(
+                item=item,
+                status=label,
+                badge=badge,
+                note=note,
+                answerable=item.status not in (ItemStatus.payment_in_progress.value,),
+                awaiting=pending is not None,
+            )
+        )
+    return rows, len(items)
+
+
+def rate_text(basis_points: int, locale: str | Locale) -> str:
+    return format_percent(Decimal(basis_points) / Decimal(10000), "#,##0.##%", locale=locale)
+
+
+def group_iban(iban: str) -> str:
+    compact = "".join(iban.split())
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+
+
+def statement_context(
+    view: AccountView, visit: Visit | None, t: Translator, locale: str | Locale, listing: Listing
+) -> dict[str, Any]:
+    st = view.statement
+    overdue = [i for i in st.invoices if i.overdue]
+    rows, total = rows_for(view, listing, t, locale)
+    return {
+        "view": view,
+        "statement": st,
+        "company": st.company,
+        "customer": st.customer,
+        "penalties": view.penalties,
+        "collector": view.collector,
+        "rows": rows,
+        "rows_total": total,
+        "listing": listing,
+        "counts": {
+            "all": len(st.invoices),
+            "overdue": len(overdue),
+            "due": len(st.invoices) - len(overdue),
+        },
+        "credit_rows": [(c, *item_status(c, None, t, locale)) for c in st.credit_notes],
+        "iban": group_iban(st.company.iban),
+        "penalty_rate": rate_text(view.penalties.annual_rate_bp, locale)
+        if view.penalties and view.penalties.annual_rate_bp is not None
+        else "",
+        "reasons": REASONS,
+        "methods": METHODS,
+        "kinds": KINDS,
+        "several_currencies": len(st.totals) > 1,
+        "visit": visit,
+    }

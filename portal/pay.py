@@ -1,0 +1,293 @@
+"""Paying invoices by card from the portal: the page, the two steps the browser calls, the result.
+
+The browser runs the card path of receivables.payments.checkout with Stripe.js (or its
+localstripe stand-in): POST /p/pay/start (a SetupIntent for the selection), then
+`confirmCardSetup`, then POST /p/pay/confirm (the PaymentIntent), then, when the bank asks
+for it, `confirmCardPayment`. The result page only says the payment is being confirmed
+until Stripe's webhook has applied it. These pages load a script from Stripe, so they send
+their own Content-Security-Policy allowing exactly that origin.
+"""
+
+# ruff: noqa: E501  (the catalogue's lines are whole sentences)
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Template
+
+from portal.access import require_csrf, settings_of
+from portal.display import group_iban
+from portal.pages import visit_context
+from receivables.errors import Conflict, InvalidInput
+from receivables.ledger.tables import Company, Customer
+from receivables.money import Money, exponent
+from receivables.payments import checkout
+from receivables.payments.gateway import PaymentServiceUnavailable, StripeGateway, shared_gateway
+from receivables.portal.i18n import FR, translator
+from receivables.portal.sessions import Visit
+from receivables.settings import Settings
+
+STRIPE_JS = "https://js.stripe.com/v3/"
+
+# French for the words of these pages, added to the portal's catalogue.
+PAY_FR = {
+    "Pay online": "Payer en ligne",
+    "Pay by card": "Payer par carte",
+    "Choose what you pay": "Choisissez ce que vous payez",
+    "Overdue invoices are selected. Credit notes you tick are deducted.": "Les factures en retard sont sélectionnées. Les avoirs cochés sont déduits.",
+    "Invoices": "Factures",
+    "Credit notes to deduct": "Avoirs à déduire",
+    "Total to pay": "Total à payer",
+    "Card": "Carte",
+    "Pay {amount}": "Payer {amount}",
+    "Pay": "Payer",
+    "Paying…": "Paiement…",
+    "Your card details go to Stripe, our payment provider; we never see them.": "Les données de votre carte sont transmises à Stripe, notre prestataire de paiement ; nous ne les voyons jamais.",
+    "Online payment is not available for this account. Please pay by bank transfer.": "Le paiement en ligne n'est pas disponible pour ce compte. Merci de payer par virement.",
+    "Nothing to pay online": "Rien à payer en ligne",
+    "Every open invoice is paid or a payment is under way.": "Toutes les factures sont payées ou un paiement est en cours.",
+    "Currency": "Devise",
+    "Select": "Sélectionner",
+    "Your payment is being confirmed": "Votre paiement est en cours de confirmation",
+    "Your payment is being processed by your bank": "Votre paiement est en cours de traitement par votre banque",
+    "This page updates by itself. The invoices are marked paid as soon as the payment is confirmed.": "Cette page se met à jour seule. Les factures sont marquées payées dès la confirmation du paiement.",
+    "Payment received, thank you": "Paiement reçu, merci",
+    "Payment not completed": "Paiement non effectué",
+    "No money was taken. You can try again with another card, or pay by bank transfer.": "Aucun montant n'a été débité. Vous pouvez réessayer avec une autre carte ou payer par virement.",
+    "Try again": "Réessayer",
+    "Amount": "Montant",
+    "Paid": "Payée",
+    "Deducted": "Déduit",
+    "Still open": "Reste dû",
+    "Your card was declined.": "Votre carte a été refusée.",
+    "The provided PaymentMethod has failed authentication.": "L'authentification par votre banque a échoué.",
+    "Online payment is unavailable right now. Please try again in a few minutes.": "Le paiement en ligne est indisponible pour le moment. Merci de réessayer dans quelques minutes.",
+    "Your session has ended. Open the link from your email again.": "Votre session a expiré. Ouvrez à nouveau le lien reçu par e-mail.",
+    "Something went wrong. Please try again.": "Une erreur est survenue. Merci de réessayer.",
+    "Reference": "Référence",
+    "Or pay by bank transfer": "Ou payez par virement",
+}
+FR.update(PAY_FR)
+
+
+def stripe_js_url(settings: Settings) -> str:
+    """Stripe.js, or localstripe's stand-in when the SDK points at the emulator."""
+    if settings.stripe_api_base:
+        return f"{settings.stripe_api_base}/js.stripe.com/v3/"
+    return STRIPE_JS
+
+
+def pay_csp(settings: Settings) -> str:
+    """The default policy plus Stripe: its script, its frames (3-D Secure) and its API."""
+    if settings.stripe_api_base:
+        parts = urlsplit(settings.stripe_api_base)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        script, frame, connect, img = origin, origin, origin, ""
+    else:
+        script = "https://js.stripe.com"
+        frame = "https://js.stripe.com https://hooks.stripe.com"
+        connect = "https://api.stripe.com"
+        img = " https://*.stripe.com"
+    return (
+        f"default-src 'self'; script-src 'self' {script}; frame-src {frame}; "
+        f"connect-src 'self' {connect}; img-src 'self' data:{img}; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def gateway_of(request: Request) -> StripeGateway:
+    return shared_gateway(request.app.state, settings_of(request))
+
+
+def _item_ids(values: list[str]) -> list[int]:
+    return [int(v) for v in values if v.strip().isdigit()][:500]
+
+
+async def _account(visit: Visit) -> tuple[Company, Customer]:
+    company = await Company.objects().get(Company.id == visit.company_id)
+    customer = await Customer.objects().get(Customer.id == visit.customer_id)
+    assert company is not None and customer is not None
+    return company, customer
+
+
+@get("/pay", name="portal:pay", include_in_schema=False)
+async def pay_page(
+    request: HTMXRequest,
+    visit: NamedDependency[Visit],
+    item: FromQuery[list[str] | None] = None,
+    currency: FromQuery[str | None] = None,
+) -> Response:
+    if request.htmx:
+        # Stripe.js loads only on a full page load (and under this page's own policy), so an
+        # htmx click (boosted link, or hx-get with the ticked items) becomes a navigation.
+        query = urlencode([("item", i) for i in item or []])
+        return Response(
+            content="", headers={"HX-Redirect": "/p/pay" + (f"?{query}" if query else "")}
+        )
+    settings = settings_of(request)
+    company, customer = await _account(visit)
+    items = await checkout.payable_items(visit.customer_id, date.today())
+    currencies = sorted({i.currency for i in items})
+    wanted = set(_item_ids(item or []))
+    chosen_currency = currency if currency in currencies else ""
+    if not chosen_currency and wanted:
+        chosen_currency = next((i.currency for i in items if i.id in wanted), "")
+    if not chosen_currency and currencies:
+        overdue = [i.currency for i in items if i.overdue]
+        chosen_currency = (
+            max(set(overdue), key=overdue.count)
+            if overdue
+            else (company.currency if company.currency in currencies else currencies[0])
+        )
+    shown = [i for i in items if i.currency == chosen_currency]
+    selected = wanted or {i.id for i in shown if i.overdue}
+    ctx = visit_context(
+        visit,
+        None,
+        company=company,
+        customer=customer,
+        invoices=[i for i in shown if not i.is_credit_note],
+        credit_notes=[i for i in shown if i.is_credit_note],
+        selected=selected,
+        currencies=currencies,
+        currency=chosen_currency,
+        total=Money.from_minor(
+            sum(
+                -i.open_minor if i.is_credit_note else i.open_minor
+                for i in shown
+                if i.id in selected
+            ),
+            chosen_currency or company.currency,
+        ),
+        exponent=exponent(chosen_currency or company.currency),
+        stripe_enabled=settings.stripe_enabled,
+        publishable_key=settings.stripe_publishable_key,
+        stripe_js_url=stripe_js_url(settings),
+        iban=group_iban(company.iban),
+        today=date.today(),
+        next_path="/p/pay",
+    )
+    return Template(
+        template_name="portal/pay.html",
+        context=ctx,
+        headers={"content-security-policy": pay_csp(settings)},
+    )
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(content=body, status_code=status, media_type=MediaType.JSON)
+
+
+def _refusal(exc: Exception) -> Response:
+    if isinstance(exc, InvalidInput):
+        return _json({"error": "; ".join(p.message for p in exc.problems)}, 400)
+    if isinstance(exc, Conflict):
+        return _json({"error": str(exc)}, 409)
+    return _json({"error": "unavailable"}, 503)
+
+
+@post("/pay/start", name="portal:pay-start", include_in_schema=False, status_code=200)
+async def pay_start(request: Request, visit: NamedDependency[Visit]) -> Response:
+    form = await request.form()
+    require_csrf(request, visit, form)
+    if not settings_of(request).stripe_enabled:
+        return _json({"error": "online payment is not available"}, 404)
+    try:
+        started = await checkout.start(
+            company_id=visit.company_id,
+            customer_id=visit.customer_id,
+            item_ids=_item_ids(form.getall("item", [])),
+            actor=visit.actor,
+            gateway=gateway_of(request),
+            on=date.today(),
+        )
+    except (InvalidInput, Conflict, PaymentServiceUnavailable) as exc:
+        return _refusal(exc)
+    return _json(
+        {
+            "key": started.key,
+            "client_secret": started.setup_client_secret,
+            "amount": str(started.amount.amount),
+            "currency": started.amount.currency,
+        }
+    )
+
+
+@post("/pay/confirm", name="portal:pay-confirm", include_in_schema=False, status_code=200)
+async def pay_confirm(request: Request, visit: NamedDependency[Visit]) -> Response:
+    form = await request.form()
+    require_csrf(request, visit, form)
+    key = str(form.get("key") or "")[:40]
+    try:
+        result = await checkout.confirm(
+            customer_id=visit.customer_id,
+            key=key,
+            payment_method=str(form.get("payment_method") or "")[:255],
+            actor=visit.actor,
+            gateway=gateway_of(request),
+            on=date.today(),
+        )
+    except (InvalidInput, Conflict, PaymentServiceUnavailable) as exc:
+        return _refusal(exc)
+    return _json(_answer(visit, key, result))
+
+
+@post(
+    "/pay/authentication",
+    name="portal:pay-authentication",
+    include_in_schema=False,
+    status_code=200,
+)
+async def pay_authentication(request: Request, visit: NamedDependency[Visit]) -> Response:
+    """The browser reports that 3-D Secure did not complete; Stripe is asked what happened."""
+    form = await request.form()
+    require_csrf(request, visit, form)
+    key = str(form.get("key") or "")[:40]
+    try:
+        result = await checkout.authentication_ended(
+            customer_id=visit.customer_id, key=key, gateway=gateway_of(request)
+        )
+    except PaymentServiceUnavailable as exc:
+        return _refusal(exc)
+    return _json(_answer(visit, key, result))
+
+
+def _answer(visit: Visit, key: str, result: checkout.Confirmation) -> dict[str, Any]:
+    t = translator(visit.language)
+    body: dict[str, Any] = {"status": result.status, "next": f"/p/pay/done/{key}"}
+    if result.client_secret:
+        body["client_secret"] = result.client_secret
+    if result.status == "declined":
+        # Stripe's own words, in the visitor's language when the catalogue has them.
+        body["message"] = t(result.message) if result.message else t("Your card was declined.")
+    return body
+
+
+@get("/pay/done/{key:str}", name="portal:pay-done", include_in_schema=False)
+async def pay_done(
+    request: HTMXRequest, visit: NamedDependency[Visit], key: FromPath[str]
+) -> Template:
+    attempt = await checkout.attempt_view(visit.customer_id, key[:40])
+    company, customer = await _account(visit)
+    ctx = visit_context(
+        visit,
+        None,
+        attempt=attempt,
+        company=company,
+        customer=customer,
+        iban=group_iban(company.iban),
+        next_path="/p/statement",
+    )
+    if request.htmx and not request.htmx.boosted:
+        return Template(template_name="portal/_pay_status.html", context=ctx)
+    return Template(template_name="portal/pay_done.html", context=ctx)
+
+
+ROUTES = [pay_page, pay_start, pay_confirm, pay_authentication, pay_done]

@@ -1,0 +1,520 @@
+"""What a reminder says: the account's facts, the #hashtag values, the composed email.
+
+Every figure comes from `build_statement` and the company's penalty policy. The item
+tables are built here, cell by cell with every datum escaped, as HTML (mail and PDF) and
+as aligned text (the plain part). Nothing here is a template engine: the words come from
+MessageTemplate rows through `hashtags`, the layout is fixed HTML.
+"""
+
+# ruff: noqa: E501  (labels are whole sentences)
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import date
+
+from babel.dates import format_date
+
+from receivables.access.tables import StaffUser
+from receivables.dunning import hashtags
+from receivables.dunning.cycle import drives
+from receivables.dunning.hashtags import Value
+from receivables.dunning.reference_rates import RateTable, rates_for_company
+from receivables.ledger.penalties import Penalties, penalties_for
+from receivables.ledger.statement import OpenItem, Statement, build_statement
+from receivables.ledger.tables import Company, Contact, Customer, ItemStatus
+from receivables.mail.outbox import ascii_address
+from receivables.money import Money, format_money
+from receivables.portal.i18n import choose_language, locale_for
+
+FONT = "font-family:Helvetica,Arial,sans-serif;"
+P_STYLE = "margin:0 0 14px 0;"
+
+WORDS = {
+    "en": {
+        "to_pay": "To pay now",
+        "coming_due": "Coming due: please check that nothing blocks payment",
+        "on_hold": "On hold",
+        "credits": "Credits",
+        "invoice": "Invoice",
+        "due": "Due date",
+        "days_late": "Days late",
+        "open": "Open",
+        "note": "Note",
+        "total": "Total",
+        "total_open": "Total open",
+        "nothing": "Nothing is overdue.",
+        "credit_note": "Credit note",
+        "payment": "Payment received",
+        "disputed": "Disputed",
+        "promised": "Promised for {date}",
+        "paid_pending": "Payment reported, being checked",
+        "payment_in_progress": "Payment in progress",
+        "interest": "Late-payment interest ({rate} a year)",
+        "interest_unknown": "Late-payment interest (rate not available)",
+        "compensation": "Fixed compensation for recovery costs",
+        "penalties_total": "Total penalties",
+        "portal": "See your account, download invoices and answer online",
+        "portal_preview": "(a personal link is made for each recipient when sent)",
+        "sir_or_madam": "Sir or Madam",
+        "items_with": "{n} late invoice(s)",
+    },
+    "fr": {
+        "to_pay": "À régler dès maintenant",
+        "coming_due": "À échoir : merci de vérifier que rien ne bloque le paiement",
+        "on_hold": "En attente",
+        "credits": "Avoirs et paiements",
+        "invoice": "Facture",
+        "due": "Échéance",
+        "days_late": "Jours de retard",
+        "open": "Reste dû",
+        "note": "Remarque",
+        "total": "Total",
+        "total_open": "Total restant dû",
+        "nothing": "Rien n'est échu.",
+        "credit_note": "Avoir",
+        "payment": "Paiement reçu",
+        "disputed": "Contestée",
+        "promised": "Paiement promis le {date}",
+        "paid_pending": "Paiement signalé, en cours de vérification",
+        "payment_in_progress": "Paiement en cours",
+        "interest": "Intérêts de retard ({rate} par an)",
+        "interest_unknown": "Intérêts de retard (taux non disponible)",
+        "compensation": "Indemnité forfaitaire pour frais de recouvrement",
+        "penalties_total": "Total des pénalités",
+        "portal": "Consultez votre compte, téléchargez vos factures et répondez en ligne",
+        "portal_preview": "(un lien personnel est créé pour chaque destinataire à l'envoi)",
+        "sir_or_madam": "Madame, Monsieur",
+        "items_with": "{n} facture(s) en retard",
+    },
+}
+
+
+def words(language: str) -> dict[str, str]:
+    return WORDS.get(language, WORDS["en"])
+
+
+# ------------------------------------------------------------------ the facts
+
+
+def sendable(email: str) -> bool:
+    try:
+        ascii_address(email)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class AccountFacts:
+    """One customer's account on one date, split the way a reminder talks about it."""
+
+    statement: Statement
+    penalties: Penalties | None
+    collector: StaffUser | None
+    contacts: list[Contact]
+    to_pay: list[OpenItem] = field(default_factory=list)
+    coming_due: list[OpenItem] = field(default_factory=list)
+    on_hold: list[OpenItem] = field(default_factory=list)
+
+    @property
+    def company(self) -> Company:
+        return self.statement.company
+
+    @property
+    def customer(self) -> Customer:
+        return self.statement.customer
+
+    @property
+    def on(self) -> date:
+        return self.statement.on
+
+    @property
+    def driving(self) -> list[OpenItem]:
+        return self.to_pay + self.coming_due
+
+    @property
+    def reminder_contacts(self) -> list[Contact]:
+        """Contacts who receive reminders, at an address mail can be sent to."""
+        return [c for c in self.contacts if c.receives_reminders and sendable(c.email)]
+
+    @property
+    def addressee(self) -> Contact | None:
+        """Who a letter or a preview is addressed to: the first reminder contact, else any."""
+        found = self.reminder_contacts or self.contacts
+        return found[0] if found else None
+
+    def language_for(self, contact: Contact | None = None) -> str:
+        return choose_language(
+            contact.language if contact else "", self.customer.language, self.company.locale
+        )
+
+
+async def load_facts(
+    customer_id: int, on: date, rates: dict[int, RateTable | None] | None = None
+) -> AccountFacts:
+    """The facts of one account; `rates` caches each company's reference rates for a run."""
+    statement = await build_statement(customer_id, on)
+    company = statement.company
+    if rates is not None and company.id in rates:
+        table = rates[company.id]
+    else:
+        table = await rates_for_company(company)
+        if rates is not None:
+            rates[company.id] = table
+    collector = None
+    if statement.customer.collector:
+        collector = await StaffUser.objects().get(StaffUser.id == statement.customer.collector)
+    contacts = await Contact.objects().where(Contact.customer == customer_id).order_by(Contact.id)
+    facts = AccountFacts(
+        statement=statement,
+        penalties=penalties_for(statement, table),
+        collector=collector,
+        contacts=list(contacts),
+    )
+    for item in statement.invoices:
+        if not drives(item.status, item.promise_date, on):
+            facts.on_hold.append(item)
+        elif item.overdue:
+            facts.to_pay.append(item)
+        else:
+            facts.coming_due.append(item)
+    return facts
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def _sum(items: list[OpenItem], fallback_currency: str) -> list[Money]:
+    totals: dict[str, Money] = {}
+    for item in items:
+        cur = item.currency
+        totals[cur] = totals[cur] + item.open if cur in totals else item.open
+    return [totals[c] for c in sorted(totals)] or [Money.zero(fallback_currency)]
+
+
+def _amounts(amounts: list[Money], locale: str) -> str:
+    return " + ".join(format_money(m.amount, m.currency, locale) for m in amounts)
+
+
+def _day(value: date | None, locale: str) -> str:
+    return "" if value is None else str(format_date(value, format="medium", locale=locale))
+
+
+def _note(item: OpenItem, language: str, locale: str) -> str:
+    w = words(language)
+    if item.status == ItemStatus.disputed.value:
+        reason = item.dispute_reason.replace("_", " ")
+        return f"{w['disputed']}: {reason}" if reason else w["disputed"]
+    if item.status == ItemStatus.promised.value:
+        return w["promised"].format(date=_day(item.promise_date, locale))
+    if item.status in (ItemStatus.paid_pending.value, ItemStatus.payment_in_progress.value):
+        return w[item.status]
+    return ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of cells, by section; rendered as an HTML table or as aligned text."""
+
+    headers: list[str]
+    numeric: list[bool]
+    sections: list[tuple[str, list[list[str]]]]
+    footer: list[list[str]]
+
+    def as_text(self) -> str:
+        rows = [self.headers] + [r for _, rs in self.sections for r in rs] + self.footer
+        widths = [max(len(r[i]) for r in rows) for i in range(len(self.headers))]
+
+        def line(cells: list[str]) -> str:
+            parts = [
+                c.rjust(widths[i]) if self.numeric[i] else c.ljust(widths[i])
+                for i, c in enumerate(cells)
+            ]
+            return "  ".join(parts).rstrip()
+
+        out = []
+        for title, section_rows in self.sections:
+            if not section_rows:
+                continue
+            if title:
+                out.append(title)
+            out.append(line(self.headers))
+            out.extend(line(r) for r in section_rows)
+            out.append("")
+        out.extend(line(r) for r in self.footer)
+        return "\n".join(out).rstrip()
+
+    def as_html(self) -> str:
+        cell = "padding:6px 10px;border-bottom:1px solid #e3e6ea;font-size:14px;"
+        head = cell + "text-align:left;color:#52606d;font-weight:600;background:#f5f7fa;"
+        parts = [
+            '<table role="presentation" cellspacing="0" cellpadding="0" '
+            f'style="border-collapse:collapse;width:100%;margin:0 0 16px 0;{FONT}">'
+        ]
+        span = len(self.headers)
+        for title, rows in self.sections:
+            if not rows:
+                continue
+            if title:
+                parts.append(
+                    f'<tr><td colspan="{span}" style="padding:12px 10px 6px 10px;'
+                    f'font-weight:700;font-size:14px;color:#1f2933;">{html.escape(title)}</td></tr>'
+                )
+            parts.append(
+                "<tr>"
+                + "".join(
+                    f'<th style="{head}{"text-align:right;" if num else ""}">{html.escape(h)}</th>'
+                    for h, num in zip(self.headers, self.numeric, strict=True)
+                )
+                + "</tr>"
+            )
+            for row in rows:
+                parts.append(
+                    "<tr>"
+                    + "".join(
+                        f'<td style="{cell}{"text-align:right;white-space:nowrap;" if num else ""}">'
+                        f"{html.escape(c)}</td>"
+                        for c, num in zip(row, self.numeric, strict=True)
+                    )
+                    + "</tr>"
+                )
+        for row in self.footer:
+            parts.append(
+                "<tr>"
+                + "".join(
+                    f'<td style="{cell}font-weight:700;'
+                    f'{"text-align:right;white-space:nowrap;" if num else ""}">{html.escape(c)}</td>'
+                    for c, num in zip(row, self.numeric, strict=True)
+                )
+                + "</tr>"
+            )
+        parts.append("</table>")
+        return "".join(parts)
+
+
+def _item_row(item: OpenItem, language: str, locale: str, note: bool = False) -> list[str]:
+    row = [
+        item.number,
+        _day(item.due_date, locale),
+        str(item.days_late) if item.days_late > 0 else "",
+        format_money(item.open.amount, item.currency, locale),
+    ]
+    if note:
+        row.append(_note(item, language, locale))
+    return row
+
+
+def overdue_table(facts: AccountFacts, language: str, locale: str) -> Table:
+    w = words(language)
+    rows = [_item_row(i, language, locale) for i in facts.to_pay]
+    footer = [[w["total"], "", "", _amounts(_sum(facts.to_pay, facts.company.currency), locale)]]
+    return Table(
+        headers=[w["invoice"], w["due"], w["days_late"], w["open"]],
+        numeric=[False, False, True, True],
+        sections=[("", rows)],
+        footer=footer,
+    )
+
+
+def open_items_table(facts: AccountFacts, language: str, locale: str) -> Table:
+    w = words(language)
+    st = facts.statement
+    credits: list[list[str]] = []
+    for credit in st.credit_notes:
+        credits.append(
+            [
+                credit.number,
+                _day(credit.due_date, locale),
+                "",
+                format_money(-credit.open.amount, credit.currency, locale),
+                w["credit_note"],
+            ]
+        )
+    for payment in st.unapplied_payments:
+        credits.append(
+            [
+                payment.ref,
+                _day(payment.received_on, locale),
+                "",
+                format_money(-payment.unapplied.amount, payment.unapplied.currency, locale),
+                w["payment"],
+            ]
+        )
+    totals = [t.open for t in st.totals.values()] or [Money.zero(facts.company.currency)]
+    return Table(
+        headers=[w["invoice"], w["due"], w["days_late"], w["open"], w["note"]],
+        numeric=[False, False, True, True, False],
+        sections=[
+            (w["to_pay"], [_item_row(i, language, locale, True) for i in facts.to_pay]),
+            (w["coming_due"], [_item_row(i, language, locale, True) for i in facts.coming_due]),
+            (w["on_hold"], [_item_row(i, language, locale, True) for i in facts.on_hold]),
+            (w["credits"], credits),
+        ],
+        footer=[[w["total_open"], "", "", _amounts(totals, locale), ""]],
+    )
+
+
+def _rate(bp: int, locale: str) -> str:
+    from babel.numbers import format_percent
+
+    return str(format_percent(bp / 10000, format="#,##0.00 %", locale=locale))
+
+
+def penalties_value(facts: AccountFacts, language: str, locale: str) -> Value:
+    p = facts.penalties
+    if p is None:
+        return Value("")
+    w = words(language)
+    parts: list[tuple[str, str]] = []
+    if p.interest_computed and p.interest:
+        label = w["interest"].format(rate=_rate(p.annual_rate_bp or 0, locale))
+        parts.append((label, _amounts(list(p.interest.values()), locale)))
+    elif not p.interest_computed and p.lines:
+        parts.append((w["interest_unknown"], "—"))
+    if p.compensation:
+        parts.append((w["compensation"], _amounts(list(p.compensation.values()), locale)))
+    if not parts:
+        return Value(_amounts([Money.zero(facts.company.currency)], locale))
+    total = _amounts(list(p.totals.values()), locale) if p.totals else ""
+    text = "; ".join(f"{label}: {amount}" for label, amount in parts)
+    if total and len(parts) > 1:
+        text += f". {w['penalties_total']}: {total}"
+    rows = "".join(
+        f'<tr><td style="padding:2px 12px 2px 0;">{html.escape(label)}</td>'
+        f'<td style="padding:2px 0;text-align:right;white-space:nowrap;">{html.escape(amount)}</td></tr>'
+        for label, amount in parts
+    )
+    if total and len(parts) > 1:
+        rows += (
+            f'<tr><td style="padding:2px 12px 2px 0;font-weight:700;">'
+            f"{html.escape(w['penalties_total'])}</td>"
+            f'<td style="padding:2px 0;text-align:right;font-weight:700;white-space:nowrap;">'
+            f"{html.escape(total)}</td></tr>"
+        )
+    table = (
+        f'<table role="presentation" cellspacing="0" cellpadding="0" '
+        f'style="border-collapse:collapse;margin:0 0 16px 0;font-size:14px;{FONT}">{rows}</table>'
+    )
+    return Value(text, table, block=True)
+
+
+def logo_url(company: Company, base_url: str) -> str:
+    return f"{base_url}/static/{company.logo_path.lstrip('/')}" if company.logo_path else ""
+
+
+def hashtag_values(
+    facts: AccountFacts,
+    *,
+    language: str,
+    contact: Contact | None,
+    portal_url: str | None,
+    base_url: str,
+    logo_src: str | None = None,
+) -> dict[str, Value]:
+    """Every hashtag's value for one recipient; `portal_url` None in previews (no link made)."""
+    company, customer = facts.company, facts.customer
+    locale = locale_for(language, company.locale)
+    w = words(language)
+    collector = facts.collector
+    oldest = min(facts.to_pay, key=lambda i: i.due_date, default=None) or min(
+        facts.coming_due, key=lambda i: i.due_date, default=None
+    )
+    src = logo_src if logo_src is not None else logo_url(company, base_url)
+    logo = (
+        Value(
+            "",
+            f'<img src="{html.escape(src)}" alt="{html.escape(company.name)}" height="40" '
+            'style="height:40px;max-width:240px;border:0;display:block;margin:0 0 16px 0;">',
+            block=True,
+        )
+        if src
+        else Value("")
+    )
+    if portal_url is None:
+        link = Value(w["portal_preview"], f"<em>{html.escape(w['portal_preview'])}</em>")
+    else:
+        link = Value(
+            portal_url,
+            f'<a href="{html.escape(portal_url)}" style="color:#1d4ed8;">{html.escape(w["portal"])}</a>',
+        )
+    overdue = overdue_table(facts, language, locale)
+    everything = open_items_table(facts, language, locale)
+    values = {
+        "CustomerName": Value(customer.name),
+        "CustomerRef": Value(customer.ref),
+        "ContactName": Value((contact.name if contact else "") or w["sir_or_madam"]),
+        "CompanyName": Value(company.name),
+        "CompanyLogo": logo,
+        "OverdueAmount": Value(_amounts(_sum(facts.to_pay, company.currency), locale)),
+        "NotDueAmount": Value(_amounts(_sum(facts.coming_due, company.currency), locale)),
+        "TotalOpen": Value(
+            _amounts(
+                [t.open for t in facts.statement.totals.values()] or [Money.zero(company.currency)],
+                locale,
+            )
+        ),
+        "Penalties": penalties_value(facts, language, locale),
+        "OpenItemsTable": Value(everything.as_text(), everything.as_html(), block=True),
+        "OverdueItemsTable": Value(
+            overdue.as_text() if facts.to_pay else w["nothing"],
+            overdue.as_html() if facts.to_pay else None,
+            block=bool(facts.to_pay),
+        ),
+        "PortalLink": link,
+        "OldestDueDate": Value(_day(oldest.due_date if oldest else None, locale)),
+        "DaysLate": Value(str(oldest.days_late if oldest else 0)),
+        "CollectorName": Value(collector.name if collector else company.name),
+        "CollectorEmail": Value(collector.email if collector else company.email),
+        "CollectorPhone": Value((collector.phone if collector else "") or company.phone),
+        "Today": Value(_day(facts.on, locale)),
+    }
+    assert set(values) == set(hashtags.HASHTAGS), "every hashtag has a value"
+    return values
+
+
+# ------------------------------------------------------------------ the email
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def _footer_lines(company: Company) -> list[str]:
+    address = ", ".join(line.strip() for line in company.address.splitlines() if line.strip())
+    return [p for p in (company.name, address, company.legal_id) if p]
+
+
+def compose_email(
+    subject_template: str,
+    body_template: str,
+    values: dict[str, Value],
+    company: Company,
+    language: str,
+) -> ComposedEmail:
+    """The exact email: subject on one line, plain part, HTML part in a fixed layout."""
+    subject = hashtags.render_line(subject_template, values)
+    body_text = hashtags.render_text(body_template, values).strip()
+    body_html = hashtags.render_html(body_template, values, P_STYLE)
+    footer = _footer_lines(company)
+    text = body_text + ("\n\n-- \n" + "\n".join(footer) if footer else "") + "\n"
+    footer_html = " · ".join(html.escape(line) for line in footer)
+    page = (
+        f'<!doctype html><html lang="{html.escape(language)}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width"><title>{html.escape(subject)}</title>'
+        "</head>"
+        f'<body style="margin:0;padding:0;background:#f4f5f7;">'
+        '<table role="presentation" width="100%" cellspacing="0" cellpadding="0" '
+        'style="background:#f4f5f7;"><tr><td align="center" style="padding:24px 12px;">'
+        '<table role="presentation" width="100%" cellspacing="0" cellpadding="0" '
+        'style="max-width:680px;background:#ffffff;border:1px solid #e3e6ea;border-radius:8px;">'
+        f'<tr><td style="padding:28px 32px;{FONT}font-size:15px;line-height:1.55;color:#1f2933;">'
+        f"{body_html}</td></tr>"
+        f'<tr><td style="padding:14px 32px;border-top:1px solid #e3e6ea;{FONT}font-size:12px;'
+        f'color:#7b8794;">{footer_html}</td></tr>'
+        "</table></td></tr></table></body></html>"
+    )
+    return ComposedEmail(subject=subject, text=text, html=page)

@@ -1,0 +1,169 @@
+"""What each Stripe event type does: a registry of (fetch, apply) pairs.
+
+`fetch` re-reads the objects from Stripe (network, before any transaction is open);
+`apply` writes what they say, inside the event's transaction. The event only says which
+object changed: its state is always the one just read, so events arriving late, twice or
+out of order do no harm.
+
+Disputes are the exception to re-reading: localstripe has no Dispute API, so their state is
+taken from the event and kept only if the event is not older than the last one applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from receivables.payments import settlement
+from receivables.payments.gateway import StripeGateway, object_id
+from receivables.payments.payouts import reconcile_payout
+from receivables.payments.settlement import stripe_time
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Handler:
+    fetch: Callable[[StripeGateway, Event], Awaitable[Any]]
+    apply: Callable[[Event, Any], Awaitable[None]]
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def register(types: tuple[str, ...], fetch: Any, apply: Any) -> None:
+    for kind in types:
+        HANDLERS[kind] = Handler(fetch, apply)
+
+
+def _object(event: Event) -> dict[str, Any]:
+    return event["data"]["object"]
+
+
+# ------------------------------------------------------------------ payment intents
+
+
+async def _fetch_intent(gateway: StripeGateway, event: Event) -> dict[str, Any]:
+    return await gateway.payment_intent(_object(event)["id"])
+
+
+async def _apply_intent(event: Event, intent: dict[str, Any]) -> None:
+    await settlement.sync_intent(intent)
+
+
+register(
+    (
+        "payment_intent.succeeded",
+        "payment_intent.processing",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.requires_action",
+    ),
+    _fetch_intent,
+    _apply_intent,
+)
+
+
+# ------------------------------------------------------------------ refunds
+
+
+async def _intent_of_charge(gateway: StripeGateway, charge_id: str) -> str:
+    return object_id((await gateway.charge(charge_id)).get("payment_intent"))
+
+
+async def _fetch_refunds(gateway: StripeGateway, event: Event) -> Any:
+    obj = _object(event)
+    if obj.get("object") == "charge":  # charge.refunded
+        intent_id = object_id(obj.get("payment_intent"))
+    else:
+        refund = await gateway.refund(obj["id"])
+        intent_id = object_id(refund.get("payment_intent"))
+        if not intent_id:
+            intent_id = await _intent_of_charge(gateway, object_id(refund.get("charge")))
+    if not intent_id:
+        return None
+    return await gateway.payment_intent(intent_id), await gateway.refunds_of(intent_id)
+
+
+async def _apply_refunds(event: Event, fetched: Any) -> None:
+    if fetched is None:
+        return
+    intent, refunds = fetched
+    op = await settlement.sync_intent(intent)  # a refund may overtake the success event
+    if op is not None:
+        await settlement.sync_refunds(op, refunds)
+
+
+register(
+    ("refund.created", "refund.updated", "refund.failed", "charge.refunded"),
+    _fetch_refunds,
+    _apply_refunds,
+)
+
+
+# ------------------------------------------------------------------ disputes
+
+
+async def _fetch_dispute(gateway: StripeGateway, event: Event) -> Any:
+    dispute = _object(event)
+    intent_id = object_id(dispute.get("payment_intent"))
+    if not intent_id and dispute.get("charge"):
+        intent_id = await _intent_of_charge(gateway, object_id(dispute["charge"]))
+    if not intent_id:
+        return None
+    return await gateway.payment_intent(intent_id), dispute
+
+
+async def _apply_dispute(event: Event, fetched: Any) -> None:
+    if fetched is None:
+        return
+    intent, dispute = fetched
+    op = await settlement.sync_intent(intent)
+    if op is not None:
+        await settlement.sync_dispute(
+            op, dispute, event_type=event["type"], event_at=stripe_time(event.get("created"))
+        )
+
+
+register(
+    (
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    ),
+    _fetch_dispute,
+    _apply_dispute,
+)
+
+
+# ------------------------------------------------------------------ payouts
+
+
+async def _fetch_payout(gateway: StripeGateway, event: Event) -> Any:
+    payout = await gateway.payout(_object(event)["id"])
+    transactions = []
+    if payout.get("status") == "paid":
+        transactions = await gateway.payout_transactions(payout["id"])
+    return payout, transactions
+
+
+async def _apply_payout(event: Event, fetched: Any) -> None:
+    payout, transactions = fetched
+    await reconcile_payout(payout, transactions)
+
+
+register(
+    (
+        "payout.created",
+        "payout.updated",
+        "payout.paid",
+        "payout.failed",
+        "payout.canceled",
+        "payout.reconciliation_completed",
+    ),
+    _fetch_payout,
+    _apply_payout,
+)

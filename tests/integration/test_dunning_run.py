@@ -1,0 +1,389 @@
+"""The daily run on a fixed date over a hand-built set of customers, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from receivables.dunning.defaults import install_defaults
+from receivables.dunning.run import run_dunning
+from receivables.dunning.tables import (
+    ActionStatus,
+    DunningAction,
+    DunningActionMessage,
+    DunningRun,
+)
+from receivables.history import Actor, HistoryEvent
+from receivables.ledger.allocations import allocate
+from receivables.ledger.tables import Item, ItemStatus, PayerProfile
+from receivables.mail.outbox import send_due
+from receivables.mail.tables import OutboxMessage, OutboxStatus
+from receivables.money import Money
+from receivables.settings import load_settings
+from tests.conftest import TEST_SECRET
+from tests.factories import make_company, make_contact, make_customer, make_item, make_payment
+from tests.smtp import start_smtp
+
+D = date(2026, 3, 10)
+
+
+def settings_for(port: int = 25, documents: str = ""):
+    return load_settings(
+        {
+            "SECRET_KEY": TEST_SECRET,
+            "BASE_URL": "http://testserver.local",
+            "SMTP_PORT": str(port),
+            **({"DOCUMENTS_DIR": documents} if documents else {}),
+        }
+    )
+
+
+async def customer(company, profile, name, *, contact=True, **kw):
+    c = await make_customer(company, name=name, payer_profile=profile.value, **kw)
+    if contact:
+        await make_contact(c, name=f"Clerk of {name}", email=f"ap@{name.lower()}.example")
+    return c
+
+
+async def build(company=None):
+    """Ten customers, each in one situation the run must handle; returns them by letter."""
+    company = company or await make_company(penalty_policy="france", penalty_margin_bp=1000)
+    await install_defaults(company.id)
+    n, g, b, i = (
+        PayerProfile.negligent,
+        PayerProfile.good_payer,
+        PayerProfile.bad_payer,
+        PayerProfile.insolvent,
+    )
+    c = {}
+    c["A"] = await customer(company, n, "Alpha")  # 3 days late: first reminder, automatic
+    await make_item(c["A"], "1200.00", due=D - timedelta(days=3), number="A-1")
+    c["B"] = await customer(company, n, "Bravo")  # due in 5 days: friendly pre-dunning
+    await make_item(c["B"], "300.00", due=D + timedelta(days=5), number="B-1")
+    c["C"] = await customer(company, g, "Charlie")  # good payer, late: nothing more
+    await make_item(c["C"], "50.00", due=D - timedelta(days=20), number="C-1")
+    c["D"] = await customer(company, b, "Delta")  # bad payer 8 days late: 2nd reminder to confirm
+    await make_item(c["D"], "800.00", due=D - timedelta(days=8), number="D-1")
+    c["E"] = await customer(company, n, "Echo")  # only a disputed item: left out
+    await make_item(
+        c["E"],
+        "90.00",
+        due=D - timedelta(days=10),
+        number="E-1",
+        status="disputed",
+        dispute_reason="price",
+    )
+    c["F"] = await customer(company, n, "Foxtrot")  # promise still running: left out
+    await make_item(
+        c["F"],
+        "70.00",
+        due=D - timedelta(days=10),
+        number="F-1",
+        status="promised",
+        promise_date=D + timedelta(days=5),
+    )
+    c["G"] = await customer(company, n, "Golf")  # promise broken yesterday: back in
+    await make_item(
+        c["G"],
+        "60.00",
+        due=D - timedelta(days=4),
+        number="G-1",
+        status="promised",
+        promise_date=D - timedelta(days=1),
+    )
+    c["H"] = await customer(company, n, "Hotel", blocked=True, blocked_reason="90 days")
+    await make_item(c["H"], "40.00", due=D - timedelta(days=3), number="H-1")
+    c["I"] = await customer(company, i, "India")  # insolvent 13 days late: formal notice
+    await make_item(c["I"], "5000.00", due=D - timedelta(days=13), number="I-1")
+    c["J"] = await customer(company, n, "Juliett", contact=False)  # nobody to write to
+    await make_item(c["J"], "10.00", due=D - timedelta(days=3), number="J-1")
+    return company, c
+
+
+async def actions_by_customer():
+    rows = await DunningAction.select().order_by(DunningAction.id)
+    return {r["customer"]: r for r in rows}
+
+
+async def test_the_run_creates_exactly_the_expected_actions_once(db):
+    company, c = await build()
+    report = await run_dunning(D, settings_for())
+    assert report.line() == "7 actions created, 5 emails queued, 0 cancelled"
+    actions = await actions_by_customer()
+    expected = {
+        "A": ("First reminder", "level_1", ActionStatus.done.value),
+        "B": ("Friendly reminder before due", "pre_dunning", ActionStatus.done.value),
+        "D": ("First reminder", "level_1", ActionStatus.done.value),
+        "G": ("First reminder", "level_1", ActionStatus.done.value),
+        "H": ("First reminder", "level_1", ActionStatus.due.value),
+        "I": ("Firm reminder", "level_1", ActionStatus.done.value),
+        "J": ("First reminder", "level_1", ActionStatus.due.value),
+    }
+    got = {
+        letter: (
+            actions[c[letter].id]["step_name"],
+            actions[c[letter].id]["level"],
+            actions[c[letter].id]["status"],
+        )
+        for letter in expected
+    }
+    assert got == expected
+    assert set(actions) == {c[k].id for k in expected}  # C, E, F: nothing
+    assert actions[c["H"].id]["held_reason"] == "Account blocked: automatic mail stopped."
+    assert actions[c["J"].id]["held_reason"] == "No contact receives reminders."
+    assert actions[c["A"].id]["cycle_start"] == D - timedelta(days=3)
+    assert all(a["due_on"] == D for a in actions.values())
+    assert [i["number"] for i in json.loads(actions[c["A"].id]["items"])] == ["A-1"]
+    # The emails: one per reminder contact, each in the outbox with its action.
+    messages = await OutboxMessage.select().order_by(OutboxMessage.id)
+    assert sorted(m["customer"] for m in messages) == sorted(c[k].id for k in "ABDGI")
+    assert all(m["kind"] == "dunning" and m["status"] == "queued" for m in messages)
+    alpha = next(m for m in messages if m["customer"] == c["A"].id)
+    assert alpha["subject"] == "Overdue invoices: €1,200.00"
+    assert "A-1" in alpha["text_body"] and "/p/" in alpha["text_body"]
+    assert "<table" in alpha["html_body"] and "A-1" in alpha["html_body"]
+    assert await DunningActionMessage.count() == 5
+
+    # The second run on the same date creates nothing and queues nothing.
+    again = await run_dunning(D, settings_for())
+    assert again.line() == "0 actions created, 0 emails queued, 0 cancelled"
+    assert await DunningAction.count() == 7 and await OutboxMessage.count() == 5
+
+
+async def test_steps_follow_one_another_at_the_scenarios_intervals(db):
+    company = await make_company(penalty_policy="france", penalty_margin_bp=1000)
+    await install_defaults(company.id)
+    delta = await customer(company, PayerProfile.bad_payer, "Delta")
+    await make_item(delta, "800.00", due=D - timedelta(days=8), number="D-1")
+
+    async def run(day: int) -> tuple[str, list[tuple[str, str, date]]]:
+        report = await run_dunning(D + timedelta(days=day), settings_for())
+        rows = await DunningAction.select().order_by(DunningAction.id)
+        return report.line(), [(r["step_name"], r["status"], r["due_on"]) for r in rows]
+
+    # Found 8 days late: the first reminder today, not the step of day 8.
+    line, rows = await run(0)
+    assert line == "1 actions created, 1 emails queued, 0 cancelled"
+    assert rows == [("First reminder", "done", D)]
+    # The second reminder keeps its 6 days after the first (scenario: day 1 -> day 7).
+    assert (await run(5))[0] == "0 actions created, 0 emails queued, 0 cancelled"
+    line, rows = await run(6)
+    assert rows[-1] == ("Second reminder", "to_confirm", D + timedelta(days=6))
+    # The call comes 3 days later; the unconfirmed reminder gives way to it.
+    line, rows = await run(9)
+    assert line == "1 actions created, 0 emails queued, 1 cancelled"
+    assert rows[1][1] == "cancelled" and rows[-1] == ("Phone call", "due", D + timedelta(days=9))
+    cancelled = await DunningAction.objects().get(DunningAction.step_name == "Second reminder")
+    assert cancelled.outcome == "superseded by Phone call"
+    line, rows = await run(14)
+    assert rows[-1] == ("Formal notice", "due", D + timedelta(days=14))
+    line, rows = await run(29)
+    assert rows[-1] == ("Hand over to litigation", "due", D + timedelta(days=29))
+    # In litigation, amicable collection has ended: nothing more, and the first reminder's
+    # email, never sent (no worker ran in this test), will not go either.
+    assert (await run(60))[0] == "0 actions created, 0 emails queued, 1 cancelled"
+    first = await OutboxMessage.objects().first()
+    assert first.status == "cancelled" and first.last_error == "the account is in litigation"
+    assert [r[0] for r in rows] == [
+        "First reminder",
+        "Second reminder",
+        "Phone call",
+        "Formal notice",
+        "Hand over to litigation",
+    ]
+
+
+async def test_a_passed_promise_is_marked_broken_and_back_in_the_scenario(db):
+    _company, c = await build()
+    await run_dunning(D, settings_for())
+    item = await Item.objects().get(Item.number == "G-1")
+    assert item.status == ItemStatus.open.value and item.promise_date is None
+    broken = await HistoryEvent.select().where(HistoryEvent.kind == "promise.broken")
+    assert len(broken) == 1 and broken[0]["item"] == item.id
+    assert json.loads(broken[0]["details"])["promise_date"] == str(D - timedelta(days=1))
+    # The running promise (F) is untouched.
+    assert (await Item.objects().get(Item.number == "F-1")).status == ItemStatus.promised.value
+    # A second run does not mark it again.
+    await run_dunning(D, settings_for())
+    assert await HistoryEvent.count().where(HistoryEvent.kind == "promise.broken") == 1
+
+
+async def test_an_item_paid_after_its_reminder_was_queued_cancels_it(db):
+    server, rec, port = await start_smtp()
+    try:
+        company, c = await build()
+        await run_dunning(D, settings_for(port))
+        # Alpha pays its invoice before the worker sends the automatic reminder.
+        item = await Item.objects().get(Item.number == "A-1")
+        payment = await make_payment(c["A"], "1200.00")
+        await allocate(payment.id, item.id, Money(Decimal("1200.00"), "EUR"), Actor.system())
+        assert await send_due(settings_for(port)) == 4  # all but Alpha's
+        assert sorted(m["To"] for m in rec.messages) == sorted(
+            f"Clerk of {n} <ap@{n.lower()}.example>" for n in ("Bravo", "Delta", "Golf", "India")
+        )
+        alpha = await OutboxMessage.objects().get(OutboxMessage.customer == c["A"].id)
+        assert alpha.status == OutboxStatus.cancelled.value and alpha.last_error == "A-1 paid"
+        action = (await actions_by_customer())[c["A"].id]
+        assert action["status"] == ActionStatus.cancelled.value
+        assert action["outcome"] == "A-1 paid"
+        kinds = [
+            e["kind"]
+            for e in await HistoryEvent.select(HistoryEvent.kind)
+            .where(HistoryEvent.customer == c["A"].id)
+            .order_by(HistoryEvent.id)
+        ]
+        assert kinds[-2:] == ["dunning.action_cancelled", "email.cancelled"]
+        # Nothing is left to remind Alpha of: the next run creates nothing for it.
+        report = await run_dunning(D, settings_for(port))
+        assert report.created == 0
+    finally:
+        server.close()
+
+
+async def test_a_partly_paid_reminder_is_cancelled_and_rebuilt_with_the_new_amount(db):
+    company, c = await build()
+    await run_dunning(D, settings_for())
+    item = await Item.objects().get(Item.number == "A-1")
+    payment = await make_payment(c["A"], "200.00")
+    await allocate(payment.id, item.id, Money(Decimal("200.00"), "EUR"), Actor.system())
+    # The run sees the unsent reminder is stale, cancels it, and builds it again.
+    report = await run_dunning(D, settings_for())
+    assert (report.cancelled, report.created, report.queued) == (1, 1, 1)
+    rows = (
+        await DunningAction.select()
+        .where(DunningAction.customer == c["A"].id)
+        .order_by(DunningAction.id)
+    )
+    assert [r["status"] for r in rows] == ["cancelled", "done"]
+    assert rows[0]["outcome"] == "A-1 partly paid" and rows[0]["cycle_key"] is None
+    messages = (
+        await OutboxMessage.select(OutboxMessage.status, OutboxMessage.subject)
+        .where(OutboxMessage.customer == c["A"].id)
+        .order_by(OutboxMessage.id)
+    )
+    assert [(m["status"], m["subject"]) for m in messages] == [
+        ("cancelled", "Overdue invoices: €1,200.00"),
+        ("queued", "Overdue invoices: €1,000.00"),
+    ]
+
+
+async def test_open_tasks_are_cancelled_when_nothing_is_left_to_collect(db):
+    company, c = await build()
+    await run_dunning(D, settings_for())
+    item = await Item.objects().get(Item.number == "H-1")
+    payment = await make_payment(c["H"], "40.00")
+    await allocate(payment.id, item.id, Money(Decimal("40.00"), "EUR"), Actor.system())
+    report = await run_dunning(D + timedelta(days=1), settings_for())
+    assert report.cancelled == 1
+    action = (await actions_by_customer())[c["H"].id]
+    assert action["status"] == "cancelled"
+    assert action["outcome"] == "nothing left to collect: H-1 paid"
+
+
+async def test_a_run_interrupted_by_a_crash_resumes_without_duplicates(db):
+    company, c = await build()
+    calls = 0
+
+    def crash_after_first_batch(done: int, total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the first batch is committed, then the process dies
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await run_dunning(D, settings_for(), batch=3, progress=crash_after_first_batch)
+    first = await DunningAction.count()
+    assert 0 < first < 7
+    report = await run_dunning(D, settings_for(), batch=3)
+    assert report.created == 7 - first
+    assert await DunningAction.count() == 7
+    assert await OutboxMessage.count() == 5
+    assert await DunningActionMessage.count() == 5
+
+
+async def test_two_runs_at_once_on_postgres_create_each_action_once(pg_db):
+    company, c = await build()
+    # More customers so both runs have batches to fight over.
+    for k in range(40):
+        extra = await customer(company, PayerProfile.negligent, f"Extra{k}")
+        await make_item(extra, "10.00", due=D - timedelta(days=3), number=f"X-{k}")
+    reports = await asyncio.gather(
+        run_dunning(D, settings_for(), batch=5, triggered_by="w1"),
+        run_dunning(D, settings_for(), batch=5, triggered_by="w2"),
+    )
+    assert sum(r.created for r in reports) == 47
+    assert await DunningAction.count() == 47
+    assert await OutboxMessage.count() == 45
+    # How the batches split between the two runs depends on timing; that nothing is done
+    # twice and nothing deadlocks does not.
+    assert all(r.failed == 0 for r in reports), [r.line() for r in reports]
+
+
+async def test_one_failing_customer_is_rolled_back_alone_and_retried(db, monkeypatch):
+    company, c = await build()
+    from receivables.dunning import run as run_module
+
+    real = run_module.queue_action_emails
+
+    async def broken_for_bravo(action, facts, **kw):
+        if facts.customer.id == c["B"].id:
+            raise RuntimeError("the mail composer fell over")
+        return await real(action, facts, **kw)
+
+    monkeypatch.setattr(run_module, "queue_action_emails", broken_for_bravo)
+    report = await run_dunning(D, settings_for())
+    assert (report.created, report.queued, report.failed) == (6, 4, 1)
+    assert c["B"].id not in await actions_by_customer()
+    assert not await HistoryEvent.exists().where(
+        (HistoryEvent.customer == c["B"].id) & (HistoryEvent.kind == "dunning.action_created")
+    )
+    monkeypatch.setattr(run_module, "queue_action_emails", real)
+    again = await run_dunning(D, settings_for())
+    assert (again.created, again.queued, again.failed) == (1, 1, 0)
+
+
+async def test_an_international_domain_is_sent_in_idna(db):
+    server, rec, port = await start_smtp()
+    try:
+        company = await make_company()
+        await install_defaults(company.id)
+        hotel = await make_customer(company, name="Hôtel", payer_profile="negligent")
+        await make_contact(hotel, name="Pierre", email="pierre@hôtel-des-arts.example")
+        await make_item(hotel, "10.00", due=D - timedelta(days=3), number="HO-1")
+        assert (await run_dunning(D, settings_for(port))).queued == 1
+        assert await send_due(settings_for(port)) == 1
+        punycode = "hôtel-des-arts.example".encode("idna").decode()
+        assert punycode == "xn--htel-des-arts-plb.example"
+        assert rec.messages[0]["To"] == f"Pierre <pierre@{punycode}>"
+    finally:
+        server.close()
+
+
+async def test_the_plain_part_carries_the_tables_as_aligned_text(db):
+    company, c = await build()
+    await run_dunning(D, settings_for())
+    bravo = await OutboxMessage.objects().get(OutboxMessage.customer == c["B"].id)
+    lines = bravo.text_body.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Invoice"))
+    assert lines[header - 1] == "Coming due: please check that nothing blocks payment"
+    assert re.fullmatch(r"Invoice\s+Due date\s+Days late\s+Open\s+Note", lines[header])
+    row = lines[header + 1]
+    assert re.fullmatch(r"B-1\s+15 Mar 2026\s+€300\.00", row)
+    # Right-aligned: the amount ends where the "Open" heading ends.
+    assert row.index("€300.00") + len("€300.00") == lines[header].index("Open") + len("Open")
+
+
+async def test_the_worker_runs_the_day_once(db):
+    from receivables.dunning.run import scheduled_run
+
+    company, c = await build()
+    first = await scheduled_run(settings_for())  # today, whatever today is
+    assert first is not None and first.created == await DunningAction.count() > 0
+    assert await scheduled_run(settings_for()) is None  # today's run is done
+    runs = await DunningRun.select(DunningRun.triggered_by, DunningRun.finished_at)
+    assert len(runs) == 1 and runs[0]["triggered_by"] == "worker" and runs[0]["finished_at"]

@@ -1,0 +1,468 @@
+"""/webhooks/stripe: signatures, once-only application (also concurrently), injected failures
+rolled back and redelivered, out-of-order events, processing then failed, refunds and disputes.
+
+localstripe makes the payments; events it does not emit are made here as real events signed
+with the webhook secret. Tests that deliver events themselves point localstripe's own
+deliveries elsewhere (`webhooks_to_nowhere`), so only the deliveries under test arrive.
+"""
+
+# ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from datetime import date, timedelta
+
+import pytest
+
+from receivables.history import Actor, HistoryEvent
+from receivables.ledger.allocations import allocate
+from receivables.ledger.tables import Allocation, Item, ItemStatus, Payment
+from receivables.money import Money
+from receivables.payments import checkout, settlement
+from receivables.payments.gateway import shared_gateway
+from receivables.payments.signatures import sign
+from receivables.payments.tables import (
+    FinanceException,
+    OnlinePayment,
+    StripeDispute,
+    StripeEvent,
+)
+from tests.factories import make_company, make_contact, make_customer, make_item
+from tests.stripe_emulator import (  # noqa: F401 - fixtures
+    LiveApp,
+    card,
+    live_app,
+    plain,
+    sepa,
+    stripe_emulator,
+    wait_for,
+)
+
+TODAY = date.today()
+CLERK = Actor.system("test clerk")
+
+
+async def _invoices(*amounts: str):
+    company = await make_company()
+    customer = await make_customer(company)
+    await make_contact(customer)
+    items = [
+        await make_item(customer, a, due=TODAY - timedelta(days=60 - 10 * n))
+        for n, a in enumerate(amounts)
+    ]
+    return company, customer, items
+
+
+async def _attempt(live: LiveApp, company, customer, items, method: str) -> OnlinePayment:
+    """Start and confirm an attempt the way the portal does; returns it as stored."""
+    gateway = shared_gateway(live.app.state, live.settings)
+    started = await checkout.start(
+        company_id=company.id,
+        customer_id=customer.id,
+        item_ids=[i.id for i in items],
+        actor=CLERK,
+        gateway=gateway,
+        on=TODAY,
+    )
+    await checkout.confirm(
+        customer_id=customer.id,
+        key=started.key,
+        payment_method=method,
+        actor=CLERK,
+        gateway=gateway,
+        on=TODAY,
+    )
+    return await OnlinePayment.objects().get(OnlinePayment.key == started.key)
+
+
+async def _intent(live: LiveApp, intent_id: str) -> dict:
+    return plain(await live.stripe.v1.payment_intents.retrieve_async(intent_id))
+
+
+async def _open(item) -> tuple[int, str]:
+    row = await Item.objects().get(Item.id == item.id)
+    return row.open_minor, row.status
+
+
+async def _counts() -> dict[str, int]:
+    return {
+        "events": await StripeEvent.count(),
+        "payments": await Payment.count(),
+        "allocations": await Allocation.count(),
+        "history": await HistoryEvent.count(),
+        "exceptions": await FinanceException.count(),
+    }
+
+
+# ------------------------------------------------------------------ signatures
+
+
+async def test_unsigned_tampered_stale_and_future_events_are_refused(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    company, customer, (invoice,) = await _invoices("90.00")
+    op = await _attempt(
+        live_app, company, customer, [invoice], await card(live_app.stripe, "4242424242424242")
+    )
+    intent = await _intent(live_app, op.intent_id)
+    payload, good = live_app.event("payment_intent.succeeded", intent)
+    before = await _counts()
+    now = int(time.time())
+    tampered = payload.replace(b'"amount": 9000', b'"amount": 1')
+    assert tampered != payload
+    cases = {
+        "unsigned": (payload, None),
+        "wrong secret": (payload, sign(payload, "whsec_not_ours")),
+        "tampered": (tampered, good),
+        "stale": (payload, sign(payload, live_app.secret, now - 310)),
+        "future": (payload, sign(payload, live_app.secret, now + 330)),
+        "garbage header": (payload, "t=abc,v1=zz"),
+    }
+    for name, (body, header) in cases.items():
+        answer = await live_app.deliver(body, header)
+        assert answer.status_code == 400, name
+    assert await _counts() == before  # nothing written, not even the event
+    assert await _open(invoice) == (9000, "open")
+    accepted = await live_app.deliver(payload, good)
+    assert accepted.status_code == 200 and accepted.json()["result"] == "processed"
+
+
+# ------------------------------------------------------------------ once only
+
+
+async def test_the_same_event_twice_applies_once(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    company, customer, (a, b) = await _invoices("100.00", "50.00")
+    op = await _attempt(
+        live_app, company, customer, [a, b], await card(live_app.stripe, "4242424242424242")
+    )
+    payload, header = live_app.event(
+        "payment_intent.succeeded", await _intent(live_app, op.intent_id)
+    )
+    first = await live_app.deliver(payload, header)
+    second = await live_app.deliver(payload, header)
+    assert (first.json()["result"], second.json()["result"]) == ("processed", "duplicate")
+    assert await Payment.count() == 1 and await Allocation.count() == 2
+    assert await _open(a) == (0, "paid") and await _open(b) == (0, "paid")
+    # Another event about the same payment (Stripe sends several) changes nothing either.
+    other = live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id))
+    assert (await live_app.deliver(*other)).json()["result"] == "processed"
+    assert await Payment.count() == 1 and await Allocation.count() == 2
+    event = await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
+    assert event.attempts == 1
+
+
+async def test_the_same_event_delivered_concurrently_applies_once(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    company, customer, items = await _invoices("100.00", "50.00", "25.00")
+    op = await _attempt(
+        live_app, company, customer, items, await card(live_app.stripe, "4242424242424242")
+    )
+    intent = await _intent(live_app, op.intent_id)
+    payload, header = live_app.event("payment_intent.succeeded", intent)
+    other = live_app.event("payment_intent.succeeded", intent)  # a second id, same payment
+    answers = await asyncio.gather(
+        *[live_app.deliver(payload, header) for _ in range(4)], live_app.deliver(*other)
+    )
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    results = sorted(a.json()["result"] for a in answers[:4])
+    assert results == ["duplicate", "duplicate", "duplicate", "processed"]
+    assert await Payment.count() == 1
+    assert await Allocation.count() == 3
+    assert sum(r["amount_minor"] for r in await Allocation.select(Allocation.amount_minor)) == 17500
+    received = await HistoryEvent.count().where(HistoryEvent.kind == "payment.received")
+    assert received == 1
+
+
+# ------------------------------------------------------------------ failures
+
+
+async def test_a_failure_while_processing_leaves_nothing_and_redelivery_succeeds(
+    live_app: LiveApp, monkeypatch
+):
+    live_app.webhooks_to_nowhere()
+    company, customer, (a, b) = await _invoices("100.00", "50.00")
+    op = await _attempt(
+        live_app, company, customer, [a, b], await card(live_app.stripe, "4242424242424242")
+    )
+    payload, header = live_app.event(
+        "payment_intent.succeeded", await _intent(live_app, op.intent_id)
+    )
+    before = await _counts()
+
+    calls = []
+
+    async def allocate_then_break(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:  # the first allocation is written, then the database "fails"
+            raise RuntimeError("injected failure after the first allocation")
+        return await allocate(*args, **kwargs)
+
+    monkeypatch.setattr(settlement, "allocate", allocate_then_break)
+    failed = await live_app.deliver(payload, header)
+    assert failed.status_code == 500
+    assert len(calls) == 2
+    after = await _counts()
+    assert after == {**before, "events": before["events"] + 1}  # only the event is kept
+    event = await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
+    assert event.status == "failed" and event.attempts == 1
+    assert "injected failure" in event.last_error
+    assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
+    assert (await OnlinePayment.objects().get(OnlinePayment.id == op.id)).status == "started"
+
+    monkeypatch.setattr(settlement, "allocate", allocate)
+    again = await live_app.deliver(payload, header)  # Stripe's retry
+    assert again.status_code == 200 and again.json()["result"] == "processed"
+    event = await StripeEvent.objects().get(StripeEvent.id == event.id)
+    assert event.status == "processed" and event.attempts == 2 and event.last_error == ""
+    assert await _open(a) == (0, "paid") and await _open(b) == (0, "paid")
+    assert await Payment.count() == 1 and await Allocation.count() == 2
+
+
+async def test_an_error_reading_stripe_is_answered_500_and_kept(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    payload, header = live_app.event(
+        "payment_intent.succeeded", {"id": "pi_does_not_exist", "object": "payment_intent"}
+    )
+    answer = await live_app.deliver(payload, header)
+    assert answer.status_code == 500
+    event = await StripeEvent.objects().first()
+    assert event.status == "failed" and "InvalidRequestError" in event.last_error
+
+
+async def test_unknown_event_types_are_stored_and_ignored(live_app: LiveApp):
+    payload, header = live_app.event("customer.created", {"id": "cus_1", "object": "customer"})
+    answer = await live_app.deliver(payload, header)
+    assert answer.json()["result"] == "ignored"
+    assert (await StripeEvent.objects().first()).status == "ignored"
+    assert (await live_app.deliver(payload, header)).json()["result"] == "duplicate"
+
+
+# ------------------------------------------------------------------ processing, then failed
+
+
+async def test_processing_then_failed_leaves_the_items_open(live_app: LiveApp):
+    company, customer, (a, b) = await _invoices("100.00", "50.00")
+    await Item.update({Item.status: ItemStatus.promised.value}).where(Item.id == b.id)
+    # A SEPA debit: localstripe keeps it processing for 0.5 s, then fails it and sends
+    # payment_intent.payment_failed itself. It never sends payment_intent.processing.
+    method = await sepa(live_app.stripe, "DE62370400440532013001")
+    op = await _attempt(live_app, company, customer, [a, b], method)
+    intent = await _intent(live_app, op.intent_id)
+    assert intent["status"] == "processing"
+    answer = await live_app.deliver(*live_app.event("payment_intent.processing", intent))
+    assert answer.json()["result"] == "processed"
+    assert await _open(a) == (10000, "payment_in_progress")
+    assert await _open(b) == (5000, "payment_in_progress")
+
+    async def failed():
+        row = await OnlinePayment.objects().get(OnlinePayment.id == op.id)
+        return row if row.status == "failed" else None
+
+    row = await wait_for(failed)
+    assert await _open(a) == (10000, "open")
+    assert await _open(b) == (5000, "promised")  # its own status back, not just "open"
+    assert await Payment.count() == 0 and await Allocation.count() == 0
+    assert row.failure_message
+    flagged = await FinanceException.objects().get(FinanceException.kind == "failed")
+    assert flagged.online_payment == op.id and flagged.resolved_at is None
+
+
+async def test_processing_then_succeeded_pays_the_items(live_app: LiveApp):
+    company, customer, (a,) = await _invoices("100.00")
+    method = await sepa(live_app.stripe, "FR1420041010050500013M02606")
+    op = await _attempt(live_app, company, customer, [a], method)
+    await live_app.deliver(
+        *live_app.event("payment_intent.processing", await _intent(live_app, op.intent_id))
+    )
+
+    async def paid():
+        return await _open(a) == (0, "paid")
+
+    await wait_for(paid)
+
+
+# ------------------------------------------------------------------ refunds and disputes
+
+
+async def _paid(live: LiveApp, *amounts: str):
+    live.webhooks_to_nowhere()
+    company, customer, items = await _invoices(*amounts)
+    op = await _attempt(live, company, customer, items, await card(live.stripe, "4242424242424242"))
+    await live.deliver(*live.event("payment_intent.succeeded", await _intent(live, op.intent_id)))
+    assert all([await _open(i) == (0, "paid") for i in items])
+    return await OnlinePayment.objects().get(OnlinePayment.id == op.id), items
+
+
+async def test_a_refund_reopens_the_items(live_app: LiveApp):
+    op, (a, b) = await _paid(live_app, "100.00", "50.00")
+    refund = await live_app.stripe.v1.refunds.create_async({"payment_intent": op.intent_id})
+    answer = await live_app.deliver(*live_app.event("refund.created", plain(refund)))
+    assert answer.json()["result"] == "processed"
+    assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
+    payment = await Payment.objects().get(Payment.id == op.payment)
+    assert (payment.amount_minor, payment.unapplied_minor) == (0, 0)  # nothing left as credit
+    assert await Allocation.count().where(Allocation.reversed_at.is_null()) == 0
+    op = await OnlinePayment.objects().get(OnlinePayment.id == op.id)
+    assert op.refunded_minor == 15000
+    # The same refund announced again (refund.updated) changes nothing.
+    again = await live_app.deliver(*live_app.event("refund.updated", plain(refund)))
+    assert again.status_code == 200
+    assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
+
+
+async def test_a_partial_refund_reopens_the_newest_item_first(live_app: LiveApp):
+    op, (older, newer) = await _paid(live_app, "100.00", "50.00")
+    refund = await live_app.stripe.v1.refunds.create_async(
+        {"payment_intent": op.intent_id, "amount": 3000}
+    )
+    await live_app.deliver(*live_app.event("refund.created", plain(refund)))
+    assert await _open(older) == (0, "paid")
+    assert await _open(newer) == (3000, "open")
+    payment = await Payment.objects().get(Payment.id == op.payment)
+    assert (payment.amount_minor, payment.unapplied_minor) == (12000, 0)
+
+
+async def test_a_refund_event_before_the_success_event_is_harmless(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    company, customer, (a, b) = await _invoices("100.00", "50.00")
+    op = await _attempt(
+        live_app, company, customer, [a, b], await card(live_app.stripe, "4242424242424242")
+    )
+    success = live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id))
+    refund = await live_app.stripe.v1.refunds.create_async(
+        {"payment_intent": op.intent_id, "amount": 5000}
+    )
+    await live_app.deliver(
+        *live_app.event(
+            "charge.refunded", {"id": "ch_x", "object": "charge", "payment_intent": op.intent_id}
+        )
+    )
+    await live_app.deliver(*live_app.event("refund.created", plain(refund)))
+    await live_app.deliver(*success)  # late
+    assert await _open(a) == (0, "paid") and await _open(b) == (5000, "open")
+    assert await Payment.count() == 1
+
+
+async def test_a_lost_dispute_reopens_and_a_won_one_does_not(live_app: LiveApp):
+    op, (a, b) = await _paid(live_app, "100.00", "50.00")
+    intent = await _intent(live_app, op.intent_id)
+    dispute = {
+        "id": "dp_" + secrets.token_hex(6),
+        "object": "dispute",
+        "amount": 15000,
+        "currency": "eur",
+        "charge": intent["latest_charge"]["id"],
+        "payment_intent": op.intent_id,
+        "reason": "fraudulent",
+        "status": "needs_response",
+    }
+    created = live_app.event("charge.dispute.created", dispute)
+    closed = live_app.event("charge.dispute.closed", {**dispute, "status": "lost"})
+    await live_app.deliver(*created)
+    flagged = await FinanceException.objects().get(FinanceException.kind == "disputed")
+    assert "fraudulent" in flagged.detail
+    assert await _open(a) == (0, "paid")  # disputed is not lost
+    await live_app.deliver(*closed)
+    assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
+    assert (await StripeDispute.objects().first()).status == "lost"
+    # An older event arriving late does not undo the loss.
+    stale = {**dispute, "status": "under_review"}
+    payload = json.dumps(
+        {
+            "id": "evt_late",
+            "object": "event",
+            "created": int(time.time()) - 120,
+            "type": "charge.dispute.updated",
+            "data": {"object": stale},
+        }
+    ).encode()
+    await live_app.deliver(payload, sign(payload, live_app.secret))
+    assert (await StripeDispute.objects().first()).status == "lost"
+    assert await _open(a) == (10000, "open")
+
+
+# ------------------------------------------------------------------ exceptions
+
+
+async def test_paid_another_way_meanwhile_and_the_excess_are_flagged(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    company, customer, (a, b) = await _invoices("100.00", "50.00")
+    op = await _attempt(
+        live_app, company, customer, [a, b], await card(live_app.stripe, "4242424242424242")
+    )
+    # Before Stripe's event arrives, the ERP records a transfer that paid b.
+    transfer = Payment(
+        company=company.id,
+        customer=customer.id,
+        ref="VIR-1",
+        received_on=TODAY,
+        currency="EUR",
+        amount_minor=5000,
+        unapplied_minor=5000,
+    )
+    await transfer.save()
+    await allocate(transfer.id, b.id, Money.from_minor(5000, "EUR"), CLERK)
+    await live_app.deliver(
+        *live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id))
+    )
+    assert await _open(a) == (0, "paid")
+    payment = await Payment.objects().get(
+        Payment.id == (await OnlinePayment.objects().get(OnlinePayment.id == op.id)).payment
+    )
+    assert payment.unapplied_minor == 5000  # kept as credit
+    kinds = {e.kind: e for e in await FinanceException.objects()}
+    assert set(kinds) == {"already_paid", "overpayment"}
+    assert kinds["overpayment"].amount_minor == 5000
+    assert b.number in kinds["already_paid"].detail
+
+
+async def test_a_payment_made_outside_the_portal_is_flagged_unallocated(live_app: LiveApp):
+    live_app.webhooks_to_nowhere()
+    company, customer, (a,) = await _invoices("100.00")
+    intent = await live_app.stripe.v1.payment_intents.create_async(
+        {
+            "amount": 2500,
+            "currency": "eur",
+            "payment_method": await card(live_app.stripe, "4242424242424242"),
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "metadata": {"relance_company": company.code, "relance_customer": customer.ref},
+        }
+    )
+    await live_app.deliver(*live_app.event("payment_intent.succeeded", plain(intent)))
+    payment = await Payment.objects().get(Payment.ref == intent.id)
+    assert (payment.amount_minor, payment.unapplied_minor) == (2500, 2500)
+    flagged = await FinanceException.objects().get(FinanceException.kind == "unallocated")
+    assert flagged.customer == customer.id
+    assert await _open(a) == (10000, "open")
+    # A PaymentIntent of another system on the same Stripe account is none of ours.
+    foreign = await live_app.stripe.v1.payment_intents.create_async(
+        {
+            "amount": 700,
+            "currency": "eur",
+            "payment_method": await card(live_app.stripe, "4242424242424242"),
+            "payment_method_types": ["card"],
+            "confirm": True,
+        }
+    )
+    answer = await live_app.deliver(*live_app.event("payment_intent.succeeded", plain(foreign)))
+    assert answer.json()["result"] == "processed"
+    assert await OnlinePayment.count().where(OnlinePayment.intent_id == foreign.id) == 0
+
+
+@pytest.mark.parametrize("missing", ["secret"])
+async def test_webhooks_without_a_secret_are_unavailable(db, databases, missing):
+    from app import create_app
+    from receivables.settings import load_settings
+    from tests.conftest import app_client
+
+    settings = load_settings({"SECRET_KEY": "k" * 40, "BASE_URL": "http://testserver.local"})
+    app = create_app(settings, engine=await databases.get(db))
+    async with app_client(app) as http:
+        answer = await http.post("/webhooks/stripe", content=b"{}")
+    assert answer.status_code == 503
+    assert await StripeEvent.count() == 0
