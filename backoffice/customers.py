@@ -15,6 +15,7 @@ from backoffice.pages import done, fragment, is_fragment, render, staff
 from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles
 from receivables.access.staff_accounts import active_collectors
 from receivables.access.tables import PortalLink, StaffUser
+from receivables.dunning.scenarios import scenario_name
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.feedback_inbox import pending_for_customer
 from receivables.ledger import account_changes as changes
@@ -162,7 +163,7 @@ async def _account_context(
         "statement": statement,
         "collector": collector,
         "credit_limit": credit_limit,
-        "scenario": getattr(customer, "scenario", None),
+        "scenario": await scenario_name(customer.scenario),
         "contacts": contacts,
         "links": links,
         "contact_email": contact_email,

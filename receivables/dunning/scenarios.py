@@ -74,6 +74,14 @@ async def _steps(scenario_id: int) -> list[DunningStep]:
     )
 
 
+async def scenario_name(scenario_id: int | None) -> str | None:
+    """The name of a customer's own scenario; None when it follows its profile's default."""
+    if scenario_id is None:
+        return None
+    row = await Scenario.select(Scenario.name).where(Scenario.id == scenario_id).first()
+    return row["name"] if row else None
+
+
 async def list_scenarios(company_id: int) -> list[ScenarioSummary]:
     scenarios = await Scenario.objects().where(Scenario.company == company_id).order_by(Scenario.id)
     counts = {

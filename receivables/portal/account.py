@@ -12,6 +12,7 @@ from typing import Any
 
 from receivables import history
 from receivables.access.tables import StaffUser
+from receivables.dunning.reference_rates import rates_for_company
 from receivables.errors import NotFound
 from receivables.ledger.penalties import Penalties, ReferenceRate, penalties_for
 from receivables.ledger.statement import Statement, build_statement
@@ -51,7 +52,9 @@ async def account_view(
     return AccountView(
         statement=statement,
         pending=await pending_by_item(customer_id),
-        penalties=penalties_for(statement, reference_rate),
+        penalties=penalties_for(
+            statement, reference_rate or await rates_for_company(statement.company)
+        ),
         collector=collector,
     )
 

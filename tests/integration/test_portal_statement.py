@@ -74,14 +74,18 @@ async def test_penalties_under_a_fixed_rate_policy(pclient, portal_settings):
     assert "not included in the totals above" in html
 
 
-async def test_reference_rate_policy_shows_only_the_compensation(pclient, portal_settings):
+async def test_reference_rate_policy_shows_interest_and_compensation(pclient, portal_settings):
     account = await make_account(
-        portal_settings, policy=Company.PenaltyPolicy.france.value, compensation_minor=4000
+        portal_settings,
+        policy=Company.PenaltyPolicy.france.value,
+        compensation_minor=4000,
+        penalty_margin_bp=1000,
     )
     html = (await open_visit(pclient, account)).text
     assert "Fixed compensation for recovery costs" in html and "€80.00" in html
-    assert "a year" not in html  # no interest line without a reference rate
-    assert "Interest at the reference rate may be added" in html
+    # The ECB rate in force (seeded reference rates) plus the French 10 points.
+    assert "Interest at 12.15% a year" in html
+    assert "Interest at the reference rate may be added" not in html
 
 
 async def test_filters_and_sorting_answer_with_the_table_fragment(pclient, portal_settings):
