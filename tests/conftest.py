@@ -42,12 +42,27 @@ _PG_PROBLEM = _postgres_reachable()
 
 
 def require_postgres() -> None:
+    """Fail when Postgres is required but absent (its tests are skipped at collection else)."""
     if _PG_PROBLEM is None:
         return
-    message = f"Postgres at {PG_ADMIN_URL} is not reachable ({_PG_PROBLEM})"
-    if os.environ.get("REQUIRE_POSTGRES") == "1":
-        pytest.fail(message + " and REQUIRE_POSTGRES=1", pytrace=False)
-    pytest.skip(message + "; Postgres tests skipped")
+    pytest.fail(f"Postgres at {PG_ADMIN_URL} is not reachable ({_PG_PROBLEM})", pytrace=False)
+
+
+def _uses_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("db") == "postgres"
+    return on_postgres or "pg_db" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Postgres, its tests are skipped with the reason, unless REQUIRE_POSTGRES=1."""
+    if _PG_PROBLEM is None or os.environ.get("REQUIRE_POSTGRES") == "1":
+        return
+    reason = f"Postgres at {PG_ADMIN_URL} is not reachable ({_PG_PROBLEM}); Postgres tests skipped"
+    marker = pytest.mark.skipif(True, reason=reason)
+    for item in items:
+        if _uses_postgres(item):
+            item.add_marker(marker)
 
 
 class _Databases:
