@@ -18,9 +18,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/relance demo --port $(PORT)
 
-## Lint, then every test (SQLite always; Postgres and Chromium when present)
+## Lint and type-check, then every test (SQLite always; Postgres and Chromium when present)
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed

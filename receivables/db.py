@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -42,12 +41,12 @@ def use_engine(engine: Engine) -> None:
     """Point every table (ours and Piccolo's migration table) and piccolo_conf at `engine`."""
     from piccolo.apps.migrations.tables import Migration
 
-    for table in [*all_tables(), Migration]:
+    tables: list[type[Table]] = [*all_tables(), Migration]
+    for table in tables:
         table._meta.db = engine
-    conf = sys.modules.get("piccolo_conf")
-    if conf is None:
-        import piccolo_conf as conf  # noqa: PLC0415
-    conf.DB = engine
+    import piccolo_conf  # the module Piccolo's own tooling reads its engine from
+
+    piccolo_conf.DB = engine
 
 
 def current_engine() -> Engine:

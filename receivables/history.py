@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from piccolo.columns import ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from receivables.db import atomic, is_postgres
@@ -47,6 +47,8 @@ class Actor:
 
 class HistoryEvent(Table, tablename="history_event"):
     """One thing that happened. Never updated, never deleted."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     occurred_at = Timestamptz()

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from piccolo.columns import Timestamptz, Varchar
+from piccolo.columns import Serial, Timestamptz, Varchar
 from piccolo.table import Table
 
 WINDOW = timedelta(minutes=15)
@@ -23,6 +23,8 @@ MAX_PER_ADDRESS = 30
 
 class LoginFailure(Table, tablename="login_failure"):
     """One refused staff login. Rows older than the window are pruned as new ones arrive."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     pair_key = Varchar(length=64, index=True, help_text="SHA-256 of address and email.")
     address_key = Varchar(length=64, index=True, help_text="SHA-256 of the client address.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from piccolo.columns import Boolean, ForeignKey, OnDelete, Timestamptz, Varchar
+from piccolo.columns import Boolean, ForeignKey, OnDelete, Serial, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -21,6 +21,8 @@ class Role(str, Enum):
 class StaffUser(Table, tablename="staff_user"):
     """A person of the selling company working in the back office."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     email = Varchar(length=254, unique=True)
     name = Varchar(length=200)
     phone = Varchar(length=40, default="")
@@ -33,6 +35,8 @@ class StaffUser(Table, tablename="staff_user"):
 class ApiKey(Table, tablename="api_key"):
     """A key an ERP sends as a bearer token; only its SHA-256 is stored."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     company = ForeignKey(Company, on_delete=OnDelete.cascade)
     name = Varchar(length=100)
     prefix = Varchar(length=16, help_text="First characters, to recognise a key in lists.")
@@ -44,6 +48,8 @@ class ApiKey(Table, tablename="api_key"):
 
 class PortalLink(Table, tablename="portal_link"):
     """A signed link to one customer's portal, for one contact; stored as a hash."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     customer = ForeignKey(Customer, on_delete=OnDelete.cascade, index=True)
     contact = ForeignKey(Contact, null=True, on_delete=OnDelete.set_null)

@@ -10,6 +10,7 @@ from piccolo.columns import (
     ForeignKey,
     Integer,
     OnDelete,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -49,6 +50,8 @@ class Mode(str, Enum):
 class Scenario(Table, tablename="dunning_scenario"):
     """An ordered list of steps placed around the due date of a customer's oldest unpaid item."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     name = Varchar(length=120)
     payer_profile = Varchar(
@@ -66,6 +69,8 @@ class Scenario(Table, tablename="dunning_scenario"):
 class DunningStep(Table, tablename="dunning_step"):
     """One step: when (days from the oldest unpaid due date), how, and with which words."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     scenario = ForeignKey(Scenario, on_delete=OnDelete.cascade, index=True)
     position = Integer(default=0, help_text="Order among steps with the same offset.")
     name = Varchar(length=120)
@@ -80,6 +85,8 @@ class DunningStep(Table, tablename="dunning_step"):
 
 class MessageTemplate(Table, tablename="message_template"):
     """Words of an email or a letter in one language: text and #hashtags, never code."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     code = Varchar(length=60, help_text="Steps name templates by code; one row per language.")
@@ -110,6 +117,8 @@ OPEN_ACTION_STATUSES = (ActionStatus.due.value, ActionStatus.to_confirm.value)
 
 class DunningAction(Table, tablename="dunning_action"):
     """One step made real for one customer in one cycle: a task, an email, a letter, a call."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
@@ -148,6 +157,8 @@ class DunningAction(Table, tablename="dunning_action"):
 class DunningActionMessage(Table, tablename="dunning_action_message"):
     """The emails of an action, one per recipient (each carries its own portal link)."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     action = ForeignKey(DunningAction, on_delete=OnDelete.restrict, index=True)
     message = ForeignKey(OutboxMessage, on_delete=OnDelete.restrict, unique=True)
     contact = ForeignKey(Contact, null=True, on_delete=OnDelete.set_null)
@@ -163,6 +174,8 @@ class RateSource(str, Enum):
 class ReferenceRate(Table, tablename="reference_rate"):
     """A central bank rate in force from a date (until the next value of the same source)."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     source = Varchar(length=8, choices=RateSource)
     effective_from = Date()
     rate_bp = Integer(help_text="Basis points: 4.50 % is 450.")
@@ -172,6 +185,8 @@ class ReferenceRate(Table, tablename="reference_rate"):
 
 class DunningRun(Table, tablename="dunning_run"):
     """One pass of the daily run (the CLI or a worker); its counts are reported."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     run_on = Date(index=True)
     started_at = Timestamptz(default=TimestamptzNow())

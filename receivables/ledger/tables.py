@@ -11,6 +11,7 @@ from piccolo.columns import (
     ForeignKey,
     Integer,
     OnDelete,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -22,6 +23,8 @@ from piccolo.table import Table
 
 class Company(Table, tablename="company"):
     """A legal entity that sells on credit and collects through Relance."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     class PenaltyPolicy(str, Enum):
         none = "none"
@@ -63,14 +66,17 @@ class PayerProfile(str, Enum):
 class Customer(Table, tablename="customer"):
     """A buyer account at one company, known by its ERP reference."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
-    ref = Varchar(length=64, help_text="ERP reference, unique per company.")
+    # The column shadows Piccolo's Table.ref() helper, which this code never calls.
+    ref = Varchar(length=64, help_text="ERP reference, unique per company.")  # type: ignore[assignment]
     name = Varchar(length=200, index=True)
     address = Text(default="")
     country = Varchar(length=2, default="")
     payer_profile = Varchar(length=20, choices=PayerProfile, default=PayerProfile.good_payer)
     language = Varchar(length=5, default="", help_text="en, fr; empty: the company's.")
-    collector = ForeignKey(
+    collector: ForeignKey = ForeignKey(
         LazyTableReference("StaffUser", module_path="receivables.access.tables"),
         null=True,
         on_delete=OnDelete.set_null,
@@ -79,7 +85,7 @@ class Customer(Table, tablename="customer"):
     )
     blocked = Boolean(default=False)
     blocked_reason = Text(default="")
-    scenario = ForeignKey(
+    scenario: ForeignKey = ForeignKey(
         LazyTableReference("Scenario", module_path="receivables.dunning.tables"),
         null=True,
         on_delete=OnDelete.set_null,
@@ -93,6 +99,8 @@ class Customer(Table, tablename="customer"):
 
 class Contact(Table, tablename="contact"):
     """A person at the customer: who receives reminders, who answers in the portal."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     customer = ForeignKey(Customer, on_delete=OnDelete.cascade, index=True)
     ext_ref = Varchar(length=64, null=True, default=None, help_text="ERP reference, if any.")
@@ -124,6 +132,8 @@ class ItemStatus(str, Enum):
 class Item(Table, tablename="item"):
     """An invoice or a credit note. Amounts are positive; the kind gives the sign."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=12, choices=ItemKind, default=ItemKind.invoice)
@@ -148,6 +158,8 @@ class Item(Table, tablename="item"):
 class Payment(Table, tablename="payment"):
     """Money received from a customer, spread over items by allocations."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     class Method(str, Enum):
         transfer = "transfer"
         card = "card"
@@ -157,7 +169,7 @@ class Payment(Table, tablename="payment"):
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
-    ref = Varchar(length=64, help_text="External reference, unique per company.")
+    ref = Varchar(length=64, help_text="External reference, unique per company.")  # type: ignore[assignment]
     received_on = Date()
     method = Varchar(length=20, choices=Method, default=Method.transfer)
     currency = Varchar(length=3)
@@ -168,6 +180,8 @@ class Payment(Table, tablename="payment"):
 
 class Allocation(Table, tablename="allocation"):
     """Part of a payment applied to an item. Reversal stamps `reversed_at`; rows stay."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     payment = ForeignKey(Payment, on_delete=OnDelete.restrict, index=True)
     item = ForeignKey(Item, on_delete=OnDelete.restrict, index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from piccolo.columns import ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -14,11 +14,14 @@ from receivables.ledger.tables import Company, Customer
 class CapturedMail(Table, tablename="captured_mail"):
     """A message received by the demo's local SMTP server, to read in the back office."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     received_at = Timestamptz(default=TimestamptzNow())
     mail_from = Varchar(length=254)
     rcpt_to = Text(help_text="Recipients, comma separated.")
     subject = Text(default="")
-    raw = Text(help_text="The whole message as received.")
+    # Shadows Table.raw(): query this table with the query builder, never CapturedMail.raw().
+    raw = Text(help_text="The whole message as received.")  # type: ignore[assignment]
 
 
 class OutboxStatus(str, Enum):
@@ -34,6 +37,8 @@ class OutboxMessage(Table, tablename="outbox_message"):
 
     Written in the transaction of the action that caused it; the worker sends it.
     """
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(Customer, null=True, on_delete=OnDelete.restrict, index=True)

@@ -13,6 +13,7 @@ from piccolo.columns import (
     ForeignKey,
     Integer,
     OnDelete,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -25,6 +26,8 @@ from receivables.ledger.tables import Company, Customer, Item, Payment
 
 class StripeEvent(Table, tablename="stripe_event"):
     """A verified webhook event, stored once under Stripe's id before anything else is done."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     class Status(str, Enum):
         received = "received"
@@ -48,6 +51,8 @@ class StripeEvent(Table, tablename="stripe_event"):
 class StripePayout(Table, tablename="stripe_payout"):
     """Money Stripe sent to the bank, and whether its balance transactions add up to it."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     payout_id = Varchar(length=255, unique=True)
     currency = Varchar(length=3)
     amount_minor = BigInt()
@@ -66,6 +71,8 @@ class OnlinePayment(Table, tablename="online_payment"):
     Only webhooks move it to processing, succeeded or failed; the ledger payment and its
     allocations are written when Stripe says the money is there.
     """
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     class Status(str, Enum):
         started = "started"
@@ -104,6 +111,8 @@ class OnlinePayment(Table, tablename="online_payment"):
 class OnlinePaymentItem(Table, tablename="online_payment_item"):
     """An invoice paid, or a credit note offset, by an online payment."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     online_payment = ForeignKey(OnlinePayment, on_delete=OnDelete.cascade, index=True)
     item = ForeignKey(Item, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=12, help_text="invoice or credit_note, as at selection.")
@@ -120,6 +129,8 @@ class OnlinePaymentItem(Table, tablename="online_payment_item"):
 class StripeDispute(Table, tablename="stripe_dispute"):
     """A chargeback on an online payment; the latest event's state wins."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     dispute_id = Varchar(length=255, unique=True)
     online_payment = ForeignKey(OnlinePayment, on_delete=OnDelete.restrict, index=True)
     currency = Varchar(length=3)
@@ -131,6 +142,8 @@ class StripeDispute(Table, tablename="stripe_dispute"):
 
 class PayoutTransaction(Table, tablename="stripe_balance_transaction"):
     """A balance transaction carried by a payout: a charge, a refund, a fee, the payout itself."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     txn_id = Varchar(length=255, unique=True)
     payout = ForeignKey(StripePayout, on_delete=OnDelete.cascade, index=True)
@@ -145,6 +158,8 @@ class PayoutTransaction(Table, tablename="stripe_balance_transaction"):
 
 class FinanceException(Table, tablename="finance_exception"):
     """Something finance must look at, with the action to take; resolved, never deleted."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     class Kind(str, Enum):
         overpayment = "overpayment"
@@ -175,6 +190,8 @@ class FinanceException(Table, tablename="finance_exception"):
 class BankStatement(Table, tablename="bank_statement"):
     """An imported bank statement file (CSV or CAMT.053)."""
 
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     filename = Varchar(length=255, default="")
     format = Varchar(length=10, help_text="csv or camt053")
@@ -191,6 +208,8 @@ class BankLine(Table, tablename="bank_line"):
 
     Nothing is allocated until finance confirms the line.
     """
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     class Status(str, Enum):
         proposed = "proposed"
@@ -219,6 +238,8 @@ class BankLine(Table, tablename="bank_line"):
 
 class BankLineMatch(Table, tablename="bank_line_match"):
     """A proposed (then confirmed) part of a bank line applied to one invoice."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     line = ForeignKey(BankLine, on_delete=OnDelete.cascade, index=True)
     item = ForeignKey(Item, on_delete=OnDelete.restrict, index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from piccolo.columns import Date, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
+from piccolo.columns import Date, ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -17,6 +17,8 @@ class PortalSession(Table, tablename="portal_session"):
 
     It lives a few hours and dies with its link (revoking the link ends the visit).
     """
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     session_hash = Varchar(length=64, unique=True, secret=True)
     link = ForeignKey(PortalLink, on_delete=OnDelete.cascade, index=True)
@@ -64,6 +66,8 @@ class Feedback(Table, tablename="feedback"):
 
     Answers given for several invoices at once share a `batch` (and a proof file, if any).
     """
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
