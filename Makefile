@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check app.py cli.py receivables web api tests bench
+	$(BIN)/ruff format --check app.py cli.py receivables web api portal backoffice webhooks tests bench
 	$(BIN)/mypy
 
 ## Every benchmark (several minutes; needs Postgres at 127.0.0.1:5432)

@@ -46,13 +46,22 @@ def write_files(folder: Path, customers: int, items: int) -> list[Path]:
     inv = folder / "items.csv"
     with inv.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["number", "customer_ref", "issue_date", "due_date", "currency", "total",
-                    "company"])
+        w.writerow(
+            ["number", "customer_ref", "issue_date", "due_date", "currency", "total", "company"]
+        )
         for n in range(items):
             due = today + timedelta(days=rnd.randint(-150, 60))
-            w.writerow([f"INV{n:08d}", f"C{rnd.randrange(customers):07d}",
-                        (due - timedelta(days=30)).isoformat(), due.isoformat(), "EUR",
-                        f"{rnd.randint(1000, 5_000_000) / 100:.2f}", "BENCH"])
+            w.writerow(
+                [
+                    f"INV{n:08d}",
+                    f"C{rnd.randrange(customers):07d}",
+                    (due - timedelta(days=30)).isoformat(),
+                    due.isoformat(),
+                    "EUR",
+                    f"{rnd.randint(1000, 5_000_000) / 100:.2f}",
+                    "BENCH",
+                ]
+            )
     return [comp, cust, inv]
 
 
@@ -78,8 +87,10 @@ async def bench_engine(name: str, files: list[Path], folder: Path, samples: int)
         await import_files(files, actor=actor)
         again = time.perf_counter() - t0
         company = await Company.objects().get(Company.code == "BENCH")
-        ids = [r["id"] for r in await Customer.select(Customer.id)
-               .where(Customer.company == company.id)]
+        ids = [
+            r["id"]
+            for r in await Customer.select(Customer.id).where(Customer.company == company.id)
+        ]
         rnd = random.Random(3)
         timings = []
         lines = 0
@@ -90,15 +101,18 @@ async def bench_engine(name: str, files: list[Path], folder: Path, samples: int)
             lines += len(st.invoices)
         timings.sort()
         p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
-        print(f"{name:8} import {first:7.2f} s   re-import (unchanged) {again:7.2f} s   "
-              f"statement p50 {statistics.median(timings):6.2f} ms  p99 {p99:6.2f} ms  "
-              f"({lines / len(timings):.1f} open items per customer)")
+        print(
+            f"{name:8} import {first:7.2f} s   re-import (unchanged) {again:7.2f} s   "
+            f"statement p50 {statistics.median(timings):6.2f} ms  p99 {p99:6.2f} ms  "
+            f"({lines / len(timings):.1f} open items per customer)"
+        )
     finally:
         await db.stop(engine)
         if pg_name:
             admin = await asyncpg.connect(PG_ADMIN)
             await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=$1", pg_name)
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=$1", pg_name
+            )
             await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}"')
             await admin.close()
 
@@ -114,8 +128,10 @@ async def main() -> None:
         folder = Path(tmp)
         t0 = time.perf_counter()
         files = write_files(folder, args.customers, args.items)
-        print(f"{args.customers} customers, {args.items} items; files written in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"{args.customers} customers, {args.items} items; files written in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         for name in args.engines.split(","):
             await bench_engine(name.strip(), files, folder, args.samples)
 
