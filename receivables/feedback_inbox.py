@@ -2,10 +2,8 @@
 
 Answers, their validation and rejection belong to `receivables.portal.feedback` (one
 implementation: a guarded UPDATE in the history's transaction). This module only reads:
-it takes `pending_feedback()` as the source of the list, adds the assigned collector and
-applies the inbox's filters. `pending_feedback` filters by company and customer only, so
-the collector and kind filters are applied here, over at most INBOX_LIMIT answers (see
-docs/BACKOFFICE.md for the parameters it would need to do that in SQL).
+it takes `pending_feedback()` (which applies every filter in SQL) as the source of the list
+and shapes each answer with the status it proposes.
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from receivables.access.tables import StaffUser
-from receivables.ledger.tables import Customer, ItemStatus
+from receivables.ledger.tables import ItemStatus
 from receivables.money import Money
 from receivables.portal.feedback import pending_feedback
 from receivables.portal.tables import Feedback, FeedbackKind, FeedbackStatus
@@ -114,41 +111,16 @@ def _entry(row: dict[str, Any], collector: tuple[int | None, str]) -> InboxEntry
     )
 
 
-async def _collectors(customer_ids: set[int]) -> dict[int, tuple[int | None, str]]:
-    if not customer_ids:
-        return {}
-    rows = await Customer.select(Customer.id, Customer.collector).where(
-        Customer.id.is_in(list(customer_ids))
-    )
-    staff_ids = {r["collector"] for r in rows if r["collector"]}
-    names = (
-        {
-            s["id"]: s["name"]
-            for s in await StaffUser.select(StaffUser.id, StaffUser.name).where(
-                StaffUser.id.is_in(list(staff_ids))
-            )
-        }
-        if staff_ids
-        else {}
-    )
-    return {r["id"]: (r["collector"], names.get(r["collector"], "")) for r in rows}
-
-
 async def inbox(filters: InboxFilters) -> list[InboxEntry]:
     """Pending answers, oldest first, narrowed by the filters."""
-    rows = await pending_feedback(customer_id=filters.customer_id, limit=INBOX_LIMIT)
-    collectors = await _collectors({r["customer"] for r in rows})
-    entries = []
-    for row in rows:
-        collector = collectors.get(row["customer"], (None, ""))
-        if filters.kind and row["kind"] != filters.kind:
-            continue
-        if filters.unassigned and collector[0] is not None:
-            continue
-        if filters.collector_id is not None and collector[0] != filters.collector_id:
-            continue
-        entries.append(_entry(row, collector))
-    return entries
+    rows = await pending_feedback(
+        customer_id=filters.customer_id,
+        kind=filters.kind or None,
+        collector_id=filters.collector_id,
+        unassigned=filters.unassigned,
+        limit=INBOX_LIMIT,
+    )
+    return [_entry(row, (row["collector_id"], row["collector_name"] or "")) for row in rows]
 
 
 async def pending_for_customer(customer_id: int) -> list[InboxEntry]:

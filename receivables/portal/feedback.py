@@ -369,9 +369,18 @@ async def pending_by_item(customer_id: int) -> dict[int, PendingAnswer]:
 
 
 async def pending_feedback(
-    *, company_id: int | None = None, customer_id: int | None = None, limit: int = 500
+    *,
+    company_id: int | None = None,
+    customer_id: int | None = None,
+    kind: str | None = None,
+    collector_id: int | None = None,
+    unassigned: bool = False,
+    limit: int = 500,
 ) -> list[dict[str, Any]]:
-    """Pending answers, oldest first, with what a collector needs to decide."""
+    """Pending answers, oldest first, with what a collector needs to decide.
+
+    Every filter is applied in SQL, so `limit` never hides a matching answer behind others.
+    """
     query = Feedback.select(
         *Feedback.all_columns(),
         Feedback.item.number.as_alias("item_number"),
@@ -381,6 +390,8 @@ async def pending_feedback(
         Feedback.item.status.as_alias("item_status"),
         Feedback.customer.name.as_alias("customer_name"),
         Feedback.customer.ref.as_alias("customer_ref"),
+        Feedback.customer.collector.as_alias("collector_id"),
+        Feedback.customer.collector.name.as_alias("collector_name"),  # type: ignore[union-attr]
         Feedback.contact.email.as_alias("contact_email"),
         Feedback.contact.name.as_alias("contact_name"),
     ).where(Feedback.status == FeedbackStatus.pending.value)
@@ -388,6 +399,12 @@ async def pending_feedback(
         query = query.where(Feedback.company == company_id)
     if customer_id is not None:
         query = query.where(Feedback.customer == customer_id)
+    if kind:
+        query = query.where(Feedback.kind == kind)
+    if unassigned:
+        query = query.where(Feedback.customer.collector.is_null())
+    elif collector_id is not None:
+        query = query.where(Feedback.customer.collector == collector_id)
     rows = await query.order_by(Feedback.id).limit(limit)
     for row in rows:
         row["open"] = Money.from_minor(row.pop("open_minor"), row["currency"])

@@ -182,3 +182,23 @@ async def test_reject_keeps_the_item_and_can_tell_the_contact(db, portal_setting
     assert "Nous ne pouvons pas accepter ce délai." in mail["text_body"]
     with pytest.raises(InvalidInput):
         await reject(fid, COLLECTOR, "   ")
+
+
+async def test_filters_apply_before_the_limit(db, portal_settings):
+    account = await make_account(portal_settings)
+    question = await _submit(account, portal_settings, "late", kind="question", text="Which PO?")
+    promise = await _submit(
+        account,
+        portal_settings,
+        "soon",
+        kind="promise",
+        promise_date=(TODAY + timedelta(days=5)).isoformat(),
+    )
+    # The oldest answer is a question: a limit of one still finds the promise.
+    [row] = await pending_feedback(kind="promise", limit=1)
+    assert row["id"] == promise
+    # The account has an assigned collector.
+    collector = account.customer.collector
+    assert [r["id"] for r in await pending_feedback(collector_id=collector)] == [question, promise]
+    assert await pending_feedback(unassigned=True) == []
+    assert await pending_feedback(collector_id=collector + 1000) == []
