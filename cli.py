@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from rich.console import Console
@@ -368,22 +368,84 @@ def demo(port: int, host: str, folder: str) -> None:
     run_demo(Path(folder), host=host, port=port)
 
 
-if __name__ == "__main__":
-    main()
+DEMO_LOCK = "relance-demo.lock"
+
+
+def _lock_demo_folder(folder: Path, url: str) -> IO[str]:
+    """The folder's demo lock, held while this demo runs; exits naming the demo holding it.
+
+    An exclusive `flock` on relance-demo.lock: the system frees it when its process ends,
+    however it ends, so the lock of a crashed demo is simply taken over. The file names
+    its holder for the message. The database is only deleted once the lock is ours.
+    """
+    import fcntl
+    import json
+
+    handle = (folder / DEMO_LOCK).open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        try:
+            holder = json.loads(handle.read() or "{}")
+        except ValueError:
+            holder = {}
+        handle.close()
+        where = ", ".join(
+            part
+            for part in (f"pid {holder['pid']}" if "pid" in holder else "", holder.get("url", ""))
+            if part
+        )
+        _fail(
+            f"a demo is already running in {folder.resolve()}"
+            + (f" ({where})" if where else "")
+            + ". Stop it (Ctrl-C in its terminal) or start this one with --dir ANOTHER_FOLDER;"
+            " its database was left as it is."
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": os.getpid(), "url": url}) + "\n")
+    handle.flush()
+    return handle
+
+
+def _agenda_line(name: str, counts: dict[str, int]) -> str:
+    words = [
+        ("to_confirm", "email to confirm", "emails to confirm"),
+        ("email", "email to write", "emails to write"),
+        ("phone", "call", "calls"),
+        ("letter", "formal notice to post", "formal notices to post"),
+        ("litigation", "litigation decision", "litigation decisions"),
+    ]
+    parts = [
+        f"{counts[key]} {one if counts[key] == 1 else many}"
+        for key, one, many in words
+        if counts.get(key)
+    ]
+    late = counts.get("overdue", 0)
+    return f"  {name:<16} {', '.join(parts) or 'nothing'}" + (f" ({late} late)" if late else "")
 
 
 def run_demo(folder: Path, *, host: str, port: int) -> None:
     """Fresh demo database in `folder`, served with the worker and a mail catcher."""
+    import contextlib
+    import io
+    import time
+
     import uvicorn
 
     from app import create_app
+    from portal.mailing import TemplateComposer
     from receivables.access.portal_links import issue_link
-    from receivables.demo import DEMO_PASSWORD, STAFF, seed
+    from receivables.demo import DEMO_PASSWORD, HISTORY_DAYS, STAFF, build
     from receivables.mail.capture import start_capture_server
+    from receivables.portal.emails import PortalMail
     from receivables.worker import run_forever
     from web.logs import configure_logging
 
     folder.mkdir(parents=True, exist_ok=True)
+    base_url = f"http://{host}:{port}"
+    lock = _lock_demo_folder(folder, base_url)
     database = folder / "relance-demo.sqlite3"
     for stale in folder.glob("relance-demo.sqlite3*"):
         stale.unlink()
@@ -394,20 +456,36 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
     env = {
         "DATABASE_URL": f"sqlite:///{database.resolve()}",
         "SECRET_KEY": secret_file.read_text().strip(),
-        "BASE_URL": f"http://{host}:{port}",
+        "BASE_URL": base_url,
     }
+    here = Path(__file__).resolve().parent
+    templates, sample = here / "templates", here / "examples" / "bank-statement-demo.csv"
     # Online payment: localstripe on a free port of 127.0.0.1, our webhook registered with it.
     emulator = _start_demo_stripe(env)
 
     async def run() -> None:
         engine = db.make_engine(env["DATABASE_URL"])
-        with console.status("Creating the demo database..."):
-            await db.migrate(engine)
-            await db.start(engine)
-            summary = await seed(date.today())
+        started = time.monotonic()
         smtp = await start_capture_server("127.0.0.1", 0)
         smtp_port = smtp.sockets[0].getsockname()[1]
         settings = _settings(env={**env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port)})
+        mail = PortalMail(
+            compose=TemplateComposer(templates),
+            mail_from=settings.smtp_from,
+            base_url=settings.base_url,
+        )
+        with console.status("Creating the demo database...") as status:
+            with contextlib.redirect_stdout(io.StringIO()):  # Piccolo lists each migration
+                await db.migrate(engine)
+            await db.start(engine)
+
+            def replayed(done: int, total: int) -> None:
+                status.update(
+                    f"Replaying the demo company's last {HISTORY_DAYS} days: {done}/{total}"
+                )
+
+            summary = await build(settings, mail, progress=replayed)
+        ready_in = time.monotonic() - started
         links = []
         for customer in summary.customers[:3]:
             contact = summary.contacts[customer.id][0]
@@ -423,7 +501,8 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
 
         out.print(
             f"\n[bold]Relance demo[/] on [link]{settings.base_url}/[/link]  "
-            f"(database {database}, mail catcher on 127.0.0.1:{smtp_port})\n"
+            f"(database {database}, mail catcher on 127.0.0.1:{smtp_port}, "
+            f"ready in {ready_in:.1f} s)\n"
         )
         if emulator is not None:
             out.print(
@@ -437,13 +516,22 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
         )
         for email, name, role, _phone in STAFF:
             out.print(f"  {role.value:<10} {email:<28} {name}")
+        out.print(f"\n[bold]Today's agenda[/] ({settings.base_url}/backoffice/agenda):")
+        for name, counts in summary.agenda.items():
+            out.print(_agenda_line(name, counts), highlight=False)
         out.print("\n[bold]Customer portal links[/] (what a reminder email carries):")
         for name, email, url in links:
             out.print(f"  {name} ({email})")
             out.print(f"    {url}", soft_wrap=True)
+        if sample.exists():
+            out.print(
+                f"\nToday's bank statement, for finance to import at /backoffice/finance/bank: "
+                f"{sample} (CAMT.053: {sample.with_suffix('.xml').name})",
+                soft_wrap=True,
+            )
         out.print("\nPress Ctrl-C to stop.\n")
 
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, demo=True)
         app = create_app(settings, engine=engine, demo=True)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -468,6 +556,7 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
     finally:
         if emulator is not None:
             emulator.stop()
+        lock.close()
     console.print("Demo stopped.")
 
 
@@ -517,10 +606,10 @@ def dunning_run(on: Any) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from receivables.dunning.run import run_dunning
+    from receivables.dunning.run import run_dunning, run_today
 
     settings = _settings()
-    day = on.date() if on else date.today()
+    day = on.date() if on else None
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -529,16 +618,29 @@ def dunning_run(on: Any) -> None:
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task(f"Dunning run {day.isoformat()}", total=None)
+        label = day.isoformat() if day else "today (each company's date)"
+        task = progress.add_task(f"Dunning run {label}", total=None)
 
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
         report = _with_db(
-            settings, lambda: run_dunning(day, settings, progress=on_progress, triggered_by="cli")
+            settings,
+            lambda: (
+                run_dunning(day, settings, progress=on_progress, triggered_by="cli")
+                if day
+                else run_today(settings, progress=on_progress, triggered_by="cli")
+            ),
         )
     if report.broken_promises:
         console.print(f"{report.broken_promises} broken promise(s) marked in the history.")
+    if report.kept_promises:
+        console.print(f"{report.kept_promises} promise(s) kept.")
+    if report.waiting:
+        console.print(
+            f"{report.waiting} account(s) wait: spacing, an undone task, the minimum, or a "
+            "formal notice's deadline."
+        )
     if report.held:
         console.print(f"{report.held} automatic step(s) held for a collector (see the agenda).")
     if report.failed:
@@ -547,3 +649,7 @@ def dunning_run(on: Any) -> None:
             "the next run tries them again."
         )
     out.print(report.line())
+
+
+if __name__ == "__main__":
+    main()

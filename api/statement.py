@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from api.auth import Caller
+from receivables.clock import customer_today
 from receivables.errors import NotFound
 from receivables.ledger.statement import OpenItem, Statement, build_statement
 from receivables.ledger.tables import Customer
@@ -86,4 +87,6 @@ async def customer_statement(
     )
     if customer is None:
         raise NotFound(f"customer {ref}")
-    return statement_json(await build_statement(customer.id, on or date.today()))
+    return statement_json(
+        await build_statement(customer.id, on or await customer_today(customer.id))
+    )

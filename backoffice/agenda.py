@@ -8,7 +8,6 @@ filled in; the editor's "Preview" posts the typed words into the same frame.
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
 from typing import Any
 
@@ -16,28 +15,22 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from backoffice.forms import errors_of, form_values, optional_date, text
+from backoffice.calls import CALL_CHOICES, read_call
+from backoffice.forms import checked, errors_of, form_values, optional_date, text
 from backoffice.mail import FRAMED_HEADERS
 from backoffice.pages import done, render, staff
 from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles
 from receivables.access.tables import Role
+from receivables.clock import company_today
 from receivables.dunning import agenda as service
-from receivables.dunning.agenda import CallInput, CallOutcome, Draft, Who
+from receivables.dunning.agenda import Draft, Who
 from receivables.dunning.hashtags import HASHTAGS
 from receivables.dunning.letters import action_letter, mark_letter_sent
 from receivables.dunning.scenarios import CHANNEL_LABELS, LEVEL_LABELS, MODE_LABELS
 from receivables.errors import Conflict, FieldProblem, InvalidInput
 from receivables.ledger.account_changes import staff_actor
-from receivables.portal.tables import DisputeReason
 
 AGENDA = f"{PREFIX}/agenda"
-OUTCOMES = [
-    (CallOutcome.reached.value, "Reached"),
-    (CallOutcome.no_answer.value, "No answer"),
-    (CallOutcome.voicemail.value, "Left a voicemail"),
-    (CallOutcome.wrong_number.value, "Wrong number"),
-]
-DISPUTE_REASONS = [(r.value, r.value.replace("_", " ").capitalize()) for r in DisputeReason]
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
 LABELS = {"level": LEVEL_LABELS, "channel": CHANNEL_LABELS, "mode": MODE_LABELS}
 
@@ -58,7 +51,7 @@ async def agenda_page(request: Request) -> Template:
     default = Who.mine if user.role == Role.collector.value else Who.everyone
     who = Who(raw_who) if raw_who in {w.value for w in Who} else default
     collector_id = int(raw_collector) if raw_collector.isdigit() else None
-    today = date.today()
+    today = await company_today()
     result = await service.agenda(today, who=who, user_id=user.id, collector_id=collector_id)
     return await render(
         request,
@@ -83,7 +76,7 @@ async def agenda_confirm(request: Request) -> Redirect:
     if not ids:
         return done(request, back, "Select the reminders to send first.", "warning")
     result = await service.confirm_actions(
-        ids, staff_actor(staff(request)), _settings(request), date.today()
+        ids, staff_actor(staff(request)), _settings(request), await company_today()
     )
     message = (
         f"{len(result.done)} reminder{'s' if len(result.done) != 1 else ''} confirmed and sent."
@@ -103,6 +96,7 @@ def _draft_values(view: service.ActionView) -> dict[str, Any]:
         "body": draft.body if draft else "",
         "language": draft.language if draft else view.language,
         "recipients": [str(c.id) for c in view.facts.reminder_contacts],
+        "override_spacing": "",
     }
 
 
@@ -115,7 +109,7 @@ async def _action_page(
     form: str = "",
     status_code: int = 200,
 ) -> Template:
-    today = date.today()
+    today = await company_today()
     view = await service.action_view(action_id, today)
     draft_values = _draft_values(view)
     if form == "email" and values is not None:
@@ -137,8 +131,7 @@ async def _action_page(
         form=form,
         labels=LABELS,
         hashtags=HASHTAGS,
-        outcomes=OUTCOMES,
-        dispute_reasons=DISPUTE_REASONS,
+        call_choices=CALL_CHOICES,
         today=today,
         languages=[
             (lang, LANGUAGE_NAMES.get(lang, lang)) for lang in sorted(view.texts) or [view.language]
@@ -185,7 +178,7 @@ def _draft_from(values: dict[str, Any]) -> Draft:
 @get("/agenda/{action_id:int}/email.html", name="bo:action-email", opt=roles(ALL_STAFF))
 async def action_email(request: Request, action_id: FromPath[int]) -> Response:
     """The step's template filled in for this customer, as the recipient would see it."""
-    view = await service.action_view(action_id, date.today())
+    view = await service.action_view(action_id, await company_today())
     values = _draft_values(view)
     if not values["body"]:
         return framed('<!doctype html><meta charset="utf-8"><p>No email for this step.</p>')
@@ -199,7 +192,7 @@ async def action_email(request: Request, action_id: FromPath[int]) -> Response:
 @post("/agenda/{action_id:int}/preview", name="bo:action-preview", opt=roles(WORKERS))
 async def action_preview(request: Request, action_id: FromPath[int]) -> Response:
     values = await form_values(request)
-    view = await service.action_view(action_id, date.today())
+    view = await service.action_view(action_id, await company_today())
     try:
         email = service.preview(view.facts, _draft_from(values), _settings(request).base_url)
     except InvalidInput as exc:
@@ -216,7 +209,8 @@ async def action_send(request: Request, action_id: FromPath[int]) -> Template | 
             _draft_from(values),
             staff_actor(staff(request)),
             _settings(request),
-            date.today(),
+            await company_today(),
+            override_spacing=checked(values, "override_spacing"),
         )
     except InvalidInput as exc:
         return await _action_page(
@@ -235,22 +229,10 @@ async def action_send(request: Request, action_id: FromPath[int]) -> Template | 
 @post("/agenda/{action_id:int}/call", name="bo:action-call", opt=roles(WORKERS))
 async def action_call(request: Request, action_id: FromPath[int]) -> Template | Redirect:
     values = await form_values(request)
-    problems: list[FieldProblem] = []
-    promise_date = optional_date(values, "promise_date", problems)
-    raw_items = values.get("items", [])
-    raw_items = raw_items if isinstance(raw_items, list) else [raw_items]
-    call = CallInput(
-        outcome=text(values, "outcome"),
-        notes=str(values.get("notes", "")),
-        record=text(values, "record"),
-        item_ids=tuple(int(i) for i in raw_items if str(i).isdigit()),
-        promise_date=promise_date,
-        dispute_reason=text(values, "dispute_reason"),
-    )
+    today = await company_today()
     try:
-        if problems:
-            raise InvalidInput(problems)
-        await service.log_call(action_id, call, staff_actor(staff(request)), date.today())
+        call = read_call(values, today)
+        await service.log_call(action_id, call, staff_actor(staff(request)), today)
     except InvalidInput as exc:
         return await _action_page(
             request, action_id, values=values, errors=errors_of(exc), form="call", status_code=422
@@ -258,6 +240,32 @@ async def action_call(request: Request, action_id: FromPath[int]) -> Template | 
     except Conflict as exc:
         return done(request, action_url(action_id), str(exc), "warning")
     return done(request, AGENDA, "Call logged.")
+
+
+@post("/agenda/{action_id:int}/litigation", name="bo:action-litigation", opt=roles(WORKERS))
+async def action_litigation(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+    """The collector's decision that amicable collection has ended for this account."""
+    values = await form_values(request)
+    try:
+        action = await service.confirm_litigation(
+            action_id,
+            text(values, "litigation_note"),
+            staff_actor(staff(request)),
+            await company_today(),
+        )
+    except InvalidInput as exc:
+        errors = {("litigation_note" if k == "note" else k): v for k, v in errors_of(exc).items()}
+        return await _action_page(
+            request, action_id, values=values, errors=errors, form="litigation", status_code=422
+        )
+    except Conflict as exc:
+        return done(request, action_url(action_id), str(exc), "warning")
+    customer = await service.customer_name(action.customer)
+    return done(
+        request,
+        AGENDA,
+        f"{customer} handed over to litigation: no more reminders go to this account.",
+    )
 
 
 @post("/agenda/{action_id:int}/skip", name="bo:action-skip", opt=roles(WORKERS))
@@ -283,7 +291,11 @@ async def action_postpone(request: Request, action_id: FromPath[int]) -> Templat
         if problems:
             raise InvalidInput(problems)
         action = await service.postpone_action(
-            action_id, until, text(values, "reason"), staff_actor(staff(request)), date.today()
+            action_id,
+            until,
+            text(values, "reason"),
+            staff_actor(staff(request)),
+            await company_today(),
         )
     except InvalidInput as exc:
         return await _action_page(
@@ -301,7 +313,7 @@ async def action_postpone(request: Request, action_id: FromPath[int]) -> Templat
 
 @get("/agenda/{action_id:int}/letter.pdf", name="bo:action-letter", opt=roles(ALL_STAFF))
 async def action_letter_pdf(request: Request, action_id: FromPath[int]) -> Response:
-    letter = await action_letter(action_id, _settings(request), date.today())
+    letter = await action_letter(action_id, _settings(request), await company_today())
     return Response(
         content=letter.content,
         media_type="application/pdf",
@@ -321,7 +333,11 @@ async def action_letter_sent(request: Request, action_id: FromPath[int]) -> Temp
         if problems:
             raise InvalidInput(problems)
         await mark_letter_sent(
-            action_id, sent_on, staff_actor(staff(request)), _settings(request), date.today()
+            action_id,
+            sent_on,
+            staff_actor(staff(request)),
+            _settings(request),
+            await company_today(),
         )
     except InvalidInput as exc:
         return await _action_page(
@@ -340,6 +356,7 @@ ROUTES = [
     action_preview,
     action_send,
     action_call,
+    action_litigation,
     action_skip,
     action_postpone,
     action_letter_pdf,

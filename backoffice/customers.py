@@ -1,21 +1,31 @@
-"""Customers: the list, the account page and the changes collectors make to an account."""
+"""Customers: the list, the account page and the changes collectors make to an account:
+contacts, statuses, blocking, portal links, calls, notes, statement emails, escalation."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from backoffice.agenda import framed, framed_problems
+from backoffice.calls import CALL_CHOICES, listed, read_call
 from backoffice.forms import checked, errors_of, form_values, optional_date, optional_int, text
 from backoffice.pages import done, fragment, is_fragment, render, staff
 from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles
 from receivables.access.staff_accounts import active_collectors
 from receivables.access.tables import PortalLink, StaffUser
-from receivables.dunning.scenarios import scenario_name
+from receivables.clock import company_today, customer_today
+from receivables.dunning import calls
+from receivables.dunning.escalation import (
+    escalation_view,
+    reset_escalation,
+    set_escalation_step,
+)
+from receivables.dunning.scenarios import LEVEL_LABELS, scenario_name
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.feedback_inbox import pending_for_customer
 from receivables.ledger import account_changes as changes
@@ -96,7 +106,7 @@ def _query(raw: dict[str, str], **changes_: Any) -> str:
 @get("/customers", name="bo:customers", opt=roles(ALL_STAFF))
 async def customer_list(request: Request) -> Template:
     filters, raw = _filters(request)
-    result = await list_customers(filters, date.today())
+    result = await list_customers(filters, await company_today())
     context = {
         "page_title": "Customers",
         "result": result,
@@ -123,7 +133,7 @@ async def _account_context(
     customer = await Customer.objects().get(Customer.id == customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id}")
-    today = date.today()
+    today = await customer_today(customer_id)
     statement = await build_statement(customer_id, today)
     collector = (
         await StaffUser.objects().get(StaffUser.id == customer.collector)
@@ -176,6 +186,11 @@ async def _account_context(
         "collectors": await active_collectors(),
         "profiles": profile_choices(),
         "status_words": status_words,
+        "escalation": await escalation_view(customer_id, today),
+        "level_labels": LEVEL_LABELS,
+        "last_call": await calls.last_call(customer_id),
+        "email_templates": await calls.email_templates(customer.company),
+        "call_choices": CALL_CHOICES,
         "errors": {},
         "values": {},
         "form": "",
@@ -204,10 +219,18 @@ async def account(
 
 
 async def _account_with_errors(
-    request: Request, customer_id: int, form: str, values: dict[str, Any], exc: InvalidInput
+    request: Request,
+    customer_id: int,
+    form: str,
+    values: dict[str, Any],
+    exc: InvalidInput,
+    fields: dict[str, str] | None = None,
 ) -> Template:
+    """The account page again, the refused form open with what was typed and its errors
+    (`fields` renames the domain's field names to the form's own where they differ)."""
     context = await _account_context(request, customer_id)
-    context.update(errors=errors_of(exc), values=values, form=form)
+    errors = {(fields or {}).get(k, k): v for k, v in errors_of(exc).items()}
+    context.update(errors=errors, values=values, form=form)
     return await render(request, "backoffice/customers/account.html", status_code=422, **context)
 
 
@@ -254,6 +277,135 @@ async def unblock(request: Request, customer_id: FromPath[int]) -> Template | Re
     except Conflict as exc:
         return done(request, account_url(customer_id), str(exc), "warning")
     return done(request, account_url(customer_id), "Account unblocked.")
+
+
+# ------------------------------------------------------------------ calls, notes, emails
+
+
+@post("/customers/{customer_id:int}/calls", name="bo:account-call", opt=roles(WORKERS))
+async def account_call(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+    """A call logged from the account page, without an agenda action."""
+    values = await form_values(request)
+    today = await customer_today(customer_id)
+    try:
+        call = read_call(values, today)
+        await calls.log_customer_call(customer_id, call, changes.staff_actor(staff(request)), today)
+    except InvalidInput as exc:
+        return await _account_with_errors(request, customer_id, "call", values, exc)
+    message = "Call logged."
+    if call.record:
+        message += f" {len(call.item_ids)} invoice{'s' if len(call.item_ids) != 1 else ''} set to "
+        message += "promise to pay." if call.record == "promise" else "disputed."
+    if call.callback_on:
+        message += f" Call back on {call.callback_on.isoformat()}."
+    return done(request, account_url(customer_id), message)
+
+
+@post("/customers/{customer_id:int}/notes", name="bo:account-note", opt=roles(WORKERS))
+async def account_note(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    try:
+        await calls.add_note(
+            customer_id, str(values.get("note", "")), changes.staff_actor(staff(request))
+        )
+    except InvalidInput as exc:
+        return await _account_with_errors(request, customer_id, "note", values, exc)
+    return done(request, account_url(customer_id), "Note added to the timeline.")
+
+
+def _contact_ids(values: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(int(c) for c in listed(values, "recipients") if c.isdigit())
+
+
+@post("/customers/{customer_id:int}/emails", name="bo:account-email", opt=roles(WORKERS))
+async def account_email(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+    """An email from a message template to chosen contacts, outside any dunning step."""
+    values = await form_values(request)
+    try:
+        ids = await calls.send_statement_email(
+            customer_id,
+            text(values, "template"),
+            _contact_ids(values),
+            changes.staff_actor(staff(request)),
+            request.app.state.settings,
+            await customer_today(customer_id),
+        )
+    except InvalidInput as exc:
+        return await _account_with_errors(request, customer_id, "email", values, exc)
+    return done(
+        request,
+        account_url(customer_id),
+        f"{len(ids)} email{'s' if len(ids) != 1 else ''} written to the outbox; "
+        "the worker sends them within seconds.",
+    )
+
+
+@post(
+    "/customers/{customer_id:int}/emails/preview",
+    name="bo:account-email-preview",
+    opt=roles(WORKERS),
+)
+async def account_email_preview(request: Request, customer_id: FromPath[int]) -> Response:
+    """The chosen template filled in for the first chosen contact; nothing is issued."""
+    values = await form_values(request)
+    try:
+        email = await calls.preview_statement_email(
+            customer_id,
+            text(values, "template"),
+            _contact_ids(values),
+            request.app.state.settings.base_url,
+            await customer_today(customer_id),
+        )
+    except InvalidInput as exc:
+        return framed_problems(exc.problems)
+    return framed(email.html)
+
+
+# ------------------------------------------------------------------ escalation
+
+
+@post(
+    "/customers/{customer_id:int}/escalation/reset",
+    name="bo:escalation-reset",
+    opt=roles(WORKERS),
+)
+async def escalation_reset(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    try:
+        await reset_escalation(
+            customer_id, text(values, "reset_reason"), changes.staff_actor(staff(request))
+        )
+    except InvalidInput as exc:
+        return await _account_with_errors(
+            request, customer_id, "escalation-reset", values, exc, {"reason": "reset_reason"}
+        )
+    return done(
+        request,
+        account_url(customer_id),
+        "Escalation reset: the next reminder starts again from the first step.",
+    )
+
+
+@post(
+    "/customers/{customer_id:int}/escalation/step",
+    name="bo:escalation-step",
+    opt=roles(WORKERS),
+)
+async def escalation_step(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+    values = await form_values(request)
+    try:
+        await set_escalation_step(
+            customer_id,
+            optional_int(values, "step") or 0,
+            text(values, "step_reason"),
+            changes.staff_actor(staff(request)),
+            await customer_today(customer_id),
+        )
+    except InvalidInput as exc:
+        return await _account_with_errors(
+            request, customer_id, "escalation-step", values, exc, {"reason": "step_reason"}
+        )
+    return done(request, account_url(customer_id), "Escalation set at the chosen step.")
 
 
 # ------------------------------------------------------------------ contacts
@@ -414,7 +566,7 @@ async def _item_context(request: Request, item_id: int) -> dict[str, Any]:
     customer = await Customer.objects().get(Customer.id == item.customer)
     company = await Company.objects().get(Company.id == item.company)
     assert customer is not None and company is not None
-    today = date.today()
+    today = await company_today(item.company)
     feedback = [f for f in await pending_for_customer(customer.id) if f.item_id == item.id]
     return {
         "page_title": f"{item.number} · {customer.name}",
@@ -467,7 +619,11 @@ async def item_status(request: Request, item_id: FromPath[int]) -> Template | Re
         if problems:
             raise InvalidInput(problems)
         await changes.set_item_status(
-            item.customer, item_id, data, changes.staff_actor(staff(request)), date.today()
+            item.customer,
+            item_id,
+            data,
+            changes.staff_actor(staff(request)),
+            await customer_today(item.customer),
         )
     except InvalidInput as exc:
         context = await _item_context(request, item_id)
@@ -549,4 +705,10 @@ ROUTES = [
     item_status,
     link_issue,
     link_revoke,
+    account_call,
+    account_note,
+    account_email,
+    account_email_preview,
+    escalation_reset,
+    escalation_step,
 ]

@@ -7,7 +7,6 @@ as "already decided", and nothing changes twice.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +20,7 @@ from backoffice.forms import checked, errors_of, form_values, optional_date, tex
 from backoffice.pages import done, fragment, is_fragment, render, staff
 from backoffice.security import ALL_STAFF, PREFIX, WORKERS, flash, roles, safe_next
 from receivables.access.staff_accounts import active_collectors
+from receivables.clock import company_today
 from receivables.documents import storage
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.feedback_inbox import (
@@ -90,7 +90,7 @@ async def inbox_page(request: Request) -> Template:
         "dispute_choices": DISPUTE_CHOICES,
         "return_to": _inbox_url(raw),
         "status_words": status_words,
-        "today": date.today(),
+        "today": await company_today(),
     }
     if is_fragment(request, "inbox-results"):
         return fragment(request, "backoffice/feedback/_results.html", **context)
@@ -167,7 +167,7 @@ async def _entry_with_errors(
         dispute_choices=DISPUTE_CHOICES,
         return_to=safe_next(text(values, "return_to") or INBOX),
         status_words=status_words,
-        today=date.today(),
+        today=await company_today(),
         with_customer=text(values, "with_customer") == "1",
     )
 
@@ -183,7 +183,7 @@ async def feedback_validate(request: Request, feedback_id: FromPath[int]) -> Res
     row_target = is_fragment(request, f"fb-{feedback_id}")
     problems: list[FieldProblem] = []
     promise = optional_date(values, "promise_date", problems)
-    if promise is not None and promise < date.today():
+    if promise is not None and promise < await company_today():
         problems.append(FieldProblem("promise_date", "must be today or later"))
     reason = text(values, "dispute_reason") or None
     # An empty comment keeps the customer's own words (validate's default).

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from backoffice.pages import done, render, staff
 from backoffice.security import FINANCE, roles
+from receivables.clock import company_today
 from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Company
@@ -155,7 +156,7 @@ async def export(
     date_from: FromQuery[str] = "",
     date_to: FromQuery[str] = "",
 ) -> Response:
-    today = date.today()
+    today = await company_today()
     start = _date(date_from, today.replace(day=1))
     end = _date(date_to, today)
     if format not in ("csv", "xlsx"):

@@ -3,7 +3,6 @@ listed and a preview on a real customer), new templates and new languages."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -15,6 +14,7 @@ from backoffice.forms import errors_of, form_values, text
 from backoffice.pages import done, render, staff
 from backoffice.scenarios import company_for
 from backoffice.security import ADMINS, ALL_STAFF, PREFIX, roles
+from receivables.clock import company_today
 from receivables.dunning import message_templates as service
 from receivables.dunning.hashtags import HASHTAGS
 from receivables.errors import InvalidInput
@@ -87,7 +87,7 @@ async def _editor(
     siblings = [
         f for f in await service.list_templates(template.company) if f.code == template.code
     ]
-    customers = await service.preview_customers(template.company, date.today())
+    customers = await service.preview_customers(template.company, await company_today())
     shown = {"name": template.name, "subject": template.subject, "body": template.body}
     shown.update(values or {})
     return await render(
@@ -146,7 +146,7 @@ async def _preview(
             subject,
             body,
             int(customer),
-            date.today(),
+            await company_today(),
             request.app.state.settings.base_url,
         )
     except InvalidInput as exc:

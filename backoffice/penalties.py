@@ -1,5 +1,7 @@
-"""Penalty policy and reference rates, for admins: a preset (EU, France, UK) per company and
-the dated central bank rates the law refers to. Everyone may read them."""
+"""Penalty policy, reference rates and dunning rules, for admins: a preset (EU, France, UK)
+per company, the dated central bank rates the law refers to, and the company's dunning
+rules (minimum chased, time zone, run hour and days, formal notice deadline). Everyone may
+read them."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from backoffice.pages import done, render, staff
 from backoffice.scenarios import company_for
 from backoffice.security import ADMINS, ALL_STAFF, PREFIX, roles
 from receivables.dunning import reference_rates as service
+from receivables.dunning.rules import RulesInput, rules_of, set_rules
 from receivables.dunning.tables import RateSource
 from receivables.errors import FieldProblem, InvalidInput
 from receivables.ledger.account_changes import staff_actor
@@ -27,6 +30,8 @@ async def _page(
     *,
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    rules: RulesInput | None = None,
+    rules_errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
     company, companies = await company_for(request)
@@ -54,6 +59,8 @@ async def _page(
         else None,
         values=values or {"source": "ecb"},
         errors=errors or {},
+        rules=rules or rules_of(company),
+        rules_errors=rules_errors or {},
     )
 
 
@@ -100,6 +107,24 @@ async def rate_set(request: Request) -> Template | Redirect:
     return done(request, f"{PENALTIES}?company={company.id}", "Rate saved.")
 
 
+@post("/penalties/rules", name="bo:dunning-rules", opt=roles(ADMINS))
+async def dunning_rules(request: Request) -> Template | Redirect:
+    values = await form_values(request)
+    company, _ = await company_for(request)
+    form = RulesInput(
+        min_amount=text(values, "min_amount"),
+        timezone=text(values, "timezone"),
+        hour=text(values, "hour"),
+        business_days=bool(values.get("business_days")),
+        notice_days=text(values, "notice_days"),
+    )
+    try:
+        await set_rules(company.id, form, staff_actor(staff(request)))
+    except InvalidInput as exc:
+        return await _page(request, rules=form, rules_errors=errors_of(exc), status_code=422)
+    return done(request, f"{PENALTIES}?company={company.id}#rules", "Dunning rules saved.")
+
+
 @post("/penalties/rates/{rate_id:int}/delete", name="bo:rate-delete", opt=roles(ADMINS))
 async def rate_delete(request: Request, rate_id: FromPath[int]) -> Redirect:
     company, _ = await company_for(request)
@@ -107,4 +132,4 @@ async def rate_delete(request: Request, rate_id: FromPath[int]) -> Redirect:
     return done(request, f"{PENALTIES}?company={company.id}", "Rate removed.")
 
 
-ROUTES = [penalties_page, penalty_policy, rate_set, rate_delete]
+ROUTES = [penalties_page, penalty_policy, rate_set, rate_delete, dunning_rules]

@@ -65,6 +65,7 @@ async def scenario_create(request: Request) -> Template | Redirect:
             text(values, "name"),
             str(values.get("description", "")),
             staff_actor(staff(request)),
+            min_interval_days=text(values, "min_interval_days"),
         )
     except InvalidInput as exc:
         return await render(
@@ -138,6 +139,7 @@ async def scenario_rename(request: Request, scenario_id: FromPath[int]) -> Templ
             text(values, "name"),
             str(values.get("description", "")),
             staff_actor(staff(request)),
+            min_interval_days=text(values, "min_interval_days"),
         )
     except InvalidInput as exc:
         return await _scenario_page(

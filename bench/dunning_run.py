@@ -125,10 +125,17 @@ def generate(customers: int, per_customer: int, plan: _Plan, company_id: int):
                     last.offset_days,
                     last.template_code,
                     anchor,
-                    cycle_key(cid, last.id, anchor),
+                    cycle_key(
+                        cid,
+                        last.id,
+                        escalation=0 if last.pre_dunning else 1,
+                        anchor=anchor if last.pre_dunning else None,
+                    ),
                     step_date(anchor, last.offset_days),
                     "done",
                     snapshot,
+                    0 if last.pre_dunning else 1,
+                    step_date(anchor, last.offset_days),
                 )
             )
     return c_rows, k_rows, i_rows, a_rows
@@ -214,6 +221,8 @@ async def load_postgres(conn: asyncpg.Connection, rows) -> None:
             "due_on",
             "status",
             "items",
+            "escalation",
+            "done_on",
             "attach_statement",
             "attach_invoices",
             "held_reason",
@@ -270,10 +279,22 @@ def load_sqlite(path: Path, rows) -> None:
         con.executemany(
             "INSERT INTO dunning_action (company, customer, scenario, step, step_name, level, "
             "channel, mode, offset_days, template_code, cycle_start, cycle_key, due_on, status, "
-            "items, attach_statement, attach_invoices, held_reason, outcome, done_by, "
-            "letter_path, letter_sha256, created_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', '', 'bench', '', '', ?)",
-            [(*r[:10], r[10].isoformat(), r[11], r[12].isoformat(), *r[13:], now) for r in a_rows],
+            "items, escalation, done_on, attach_statement, attach_invoices, held_reason, outcome, "
+            "done_by, letter_path, letter_sha256, created_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', '', 'bench', '', '', ?)",
+            [
+                (
+                    *r[:10],
+                    r[10].isoformat(),
+                    r[11],
+                    r[12].isoformat(),
+                    *r[13:15],
+                    r[15],
+                    r[16].isoformat(),
+                    now,
+                )
+                for r in a_rows
+            ],
         )
     con.execute("ANALYZE")
     con.close()

@@ -1,8 +1,10 @@
 """The way in: a signed link exchanged for a visit, dead links, fresh links, the language.
 
 GET /p/{token} never consumes the link: it opens a short visit (cookie on /p) and
-redirects to token-free pages. Every dead link (tampered, unknown, expired, revoked) gets
-the same page and status, whose form asks for fresh links for the account's own contacts.
+redirects to token-free pages: the statement, or the allowed page its `next` names (see
+`receivables.portal.deep_links`). Every dead link (tampered, unknown, expired, revoked)
+gets the same page and status, whose form asks for fresh links for the account's own
+contacts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from litestar.response import Redirect, Template
 
 from portal.limits import RateLimiter
 from portal.mailing import TemplateComposer
+from receivables.portal.deep_links import landing
 from receivables.portal.emails import PortalMail
 from receivables.portal.fresh_links import send_fresh_links
 from receivables.portal.i18n import LANGUAGES, choose_language, locale_for, translator
@@ -157,7 +160,7 @@ async def open_link(request: Request, token: FromPath[str]) -> Response:
     if raw is None:
         return _dead_link_page(request)
     return Redirect(
-        path="/p/statement",
+        path=landing(request.query_params.get("next")),
         status_code=303,
         cookies=[_cookie(settings, SESSION_COOKIE, raw, SESSION_HOURS * 3600)],
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from litestar import Response, get, post
@@ -15,6 +15,7 @@ from litestar.response import Redirect, Template
 from portal.access import client_ip, portal_mail, require_csrf, settings_of
 from portal.display import KINDS, METHODS, REASONS, Listing
 from portal.pages import page_data, visit_context, wants_fragment
+from receivables.clock import customer_today
 from receivables.documents.storage import MAX_PROOF_BYTES
 from receivables.errors import InvalidInput
 from receivables.portal.account import company_of
@@ -47,7 +48,7 @@ async def form_context(
         items = await answerable_items(visit.customer_id, item_ids)
     except InvalidInput as exc:
         errors = {**_errors(exc, t), **(errors or {})}
-    today = date.today()
+    today = await customer_today(visit.customer_id)
     ctx.update(
         items=items,
         values=values,
@@ -113,7 +114,7 @@ async def answer_submit(request: HTMXRequest, visit: NamedDependency[Visit]) -> 
             item_ids=item_ids,
             form=values,
             proof=proof,
-            today=date.today(),
+            today=await customer_today(visit.customer_id),
             documents_dir=settings.documents_path,
             mail=portal_mail(request),
         )

@@ -20,7 +20,7 @@ from receivables.portal.account import AccountView
 from receivables.portal.feedback import PendingAnswer
 from receivables.portal.i18n import Translator
 from receivables.portal.sessions import Visit
-from receivables.portal.tables import FeedbackKind
+from receivables.portal.tables import DISPUTE_REASONS, FeedbackKind
 from web.filters import day
 
 SHOWS = ("all", "overdue", "due")
@@ -33,14 +33,7 @@ SORTS = {
     "amount": lambda i: (i.total.amount, i.id),
     "open": lambda i: (i.open.amount, i.id),
 }
-REASONS = {
-    "price": "Price",
-    "quantity": "Quantity",
-    "quality": "Quality",
-    "not_received": "Not received",
-    "already_credited": "Already credited",
-    "other": "Other",
-}
+REASONS = DISPUTE_REASONS  # the domain's labels: one list for the page, the mails, the reminders
 METHODS = {
     "transfer": "Bank transfer",
     "card": "Card",
@@ -213,6 +206,8 @@ def statement_context(
             "all": len(st.invoices),
             "overdue": len(overdue),
             "due": len(st.invoices) - len(overdue),
+            "to_pay": len(st.overdue),
+            "on_hold": len(st.on_hold),
         },
         "credit_rows": [(c, *item_status(c, None, t, locale)) for c in st.credit_notes],
         "iban": group_iban(st.company.iban),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from litestar.response import Template
 
 from portal.access import ROOT, page_context, settings_of
 from portal.display import TYPES, Listing, group_iban, statement_context, status_text
+from receivables.clock import customer_today
 from receivables.documents import storage
 from receivables.documents.pdf import Assets, cached_pdf, render_pdf_async
 from receivables.documents.xlsx import statement_xlsx_async
@@ -42,7 +42,7 @@ def visit_context(visit: Visit, view: AccountView | None = None, **extra: Any) -
 
 
 async def page_data(visit: Visit, listing: Listing) -> dict[str, Any]:
-    view = await account_view(visit.customer_id, date.today())
+    view = await account_view(visit.customer_id, await customer_today(visit.customer_id))
     ctx = visit_context(visit, view)
     ctx.update(statement_context(view, visit, ctx["_"], ctx["locale"], listing))
     return ctx
@@ -104,7 +104,7 @@ async def statement_pdf(request: Request, visit: NamedDependency[Visit]) -> Resp
 
 @get("/statement.xlsx", name="portal:statement-xlsx", include_in_schema=False)
 async def statement_spreadsheet(request: Request, visit: NamedDependency[Visit]) -> Response:
-    view = await account_view(visit.customer_id, date.today())
+    view = await account_view(visit.customer_id, await customer_today(visit.customer_id))
     ctx = visit_context(visit, view)
     t: Translator = ctx["_"]
     locale = ctx["locale"]
@@ -138,7 +138,7 @@ async def invoice_pdf(
         content = await storage.read_bytes(stored)
         source = "stored"
     else:
-        ctx = visit_context(visit, None, today=date.today())
+        ctx = visit_context(visit, None, today=await customer_today(visit.customer_id))
         ctx.update(
             item=item,
             company=doc.company,

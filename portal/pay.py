@@ -12,7 +12,6 @@ their own Content-Security-Policy allowing exactly that origin.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -25,6 +24,7 @@ from litestar.response import Template
 from portal.access import require_csrf, settings_of
 from portal.display import group_iban
 from portal.pages import visit_context
+from receivables.clock import customer_today
 from receivables.errors import Conflict, InvalidInput
 from receivables.ledger.tables import Company, Customer
 from receivables.money import Money, exponent
@@ -133,7 +133,7 @@ async def pay_page(
         )
     settings = settings_of(request)
     company, customer = await _account(visit)
-    items = await checkout.payable_items(visit.customer_id, date.today())
+    items = await checkout.payable_items(visit.customer_id, await customer_today(visit.customer_id))
     currencies = sorted({i.currency for i in items})
     wanted = set(_item_ids(item or []))
     chosen_currency = currency if currency in currencies else ""
@@ -171,7 +171,7 @@ async def pay_page(
         publishable_key=settings.stripe_publishable_key,
         stripe_js_url=stripe_js_url(settings),
         iban=group_iban(company.iban),
-        today=date.today(),
+        today=await customer_today(visit.customer_id),
         next_path="/p/pay",
     )
     return Template(
@@ -206,7 +206,7 @@ async def pay_start(request: Request, visit: NamedDependency[Visit]) -> Response
             item_ids=_item_ids(form.getall("item", [])),
             actor=visit.actor,
             gateway=gateway_of(request),
-            on=date.today(),
+            on=await customer_today(visit.customer_id),
         )
     except (InvalidInput, Conflict, PaymentServiceUnavailable) as exc:
         return _refusal(exc)
@@ -232,7 +232,7 @@ async def pay_confirm(request: Request, visit: NamedDependency[Visit]) -> Respon
             payment_method=str(form.get("payment_method") or "")[:255],
             actor=visit.actor,
             gateway=gateway_of(request),
-            on=date.today(),
+            on=await customer_today(visit.customer_id),
         )
     except (InvalidInput, Conflict, PaymentServiceUnavailable) as exc:
         return _refusal(exc)

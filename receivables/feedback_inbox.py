@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from receivables.clock import company_today
 from receivables.ledger.tables import ItemStatus
 from receivables.money import Money
 from receivables.portal.feedback import pending_feedback
@@ -62,6 +63,7 @@ class InboxEntry:
     proof_name: str
     proof_type: str
     has_proof: bool
+    today: date
 
     @property
     def proposed_status(self) -> str:
@@ -69,7 +71,7 @@ class InboxEntry:
 
     @property
     def days_late(self) -> int:
-        return max(0, (date.today() - self.due_date).days)
+        return max(0, (self.today - self.due_date).days)
 
 
 def _date(value: Any) -> date | None:
@@ -78,7 +80,7 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def _entry(row: dict[str, Any], collector: tuple[int | None, str]) -> InboxEntry:
+def _entry(row: dict[str, Any], collector: tuple[int | None, str], today: date) -> InboxEntry:
     created = row["created_at"]
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
@@ -95,7 +97,8 @@ def _entry(row: dict[str, Any], collector: tuple[int | None, str]) -> InboxEntry
         item_id=row["item"],
         item_number=row["item_number"],
         item_status=row["item_status"],
-        due_date=_date(row["due_date"]) or date.today(),
+        due_date=_date(row["due_date"]) or today,
+        today=today,
         open=row["open"],
         contact_name=row.get("contact_name") or "",
         contact_email=row.get("contact_email") or "",
@@ -120,7 +123,8 @@ async def inbox(filters: InboxFilters) -> list[InboxEntry]:
         unassigned=filters.unassigned,
         limit=INBOX_LIMIT,
     )
-    return [_entry(row, (row["collector_id"], row["collector_name"] or "")) for row in rows]
+    today = await company_today()
+    return [_entry(row, (row["collector_id"], row["collector_name"] or ""), today) for row in rows]
 
 
 async def pending_for_customer(customer_id: int) -> list[InboxEntry]:

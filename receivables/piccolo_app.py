@@ -16,7 +16,15 @@ from receivables.dunning.tables import (
     Scenario,
 )
 from receivables.history import HistoryEvent
-from receivables.ledger.tables import Allocation, Company, Contact, Customer, Item, Payment
+from receivables.ledger.tables import (
+    Allocation,
+    Company,
+    Contact,
+    Customer,
+    Item,
+    Payment,
+    PromiseToPay,
+)
 from receivables.mail.tables import CapturedMail, OutboxMessage
 from receivables.payments.tables import (
     BankLine,
@@ -43,6 +51,7 @@ APP_CONFIG = AppConfig(
         Item,
         Payment,
         Allocation,
+        PromiseToPay,
         HistoryEvent,
         ApiKey,
         PortalLink,

@@ -16,8 +16,10 @@ from typing import Any
 
 from receivables import history
 from receivables.access.tables import StaffUser
+from receivables.clock import customer_today
 from receivables.db import atomic
 from receivables.dunning import hashtags
+from receivables.dunning.calls import CallInput, log_customer_call
 from receivables.dunning.messages import (
     AccountFacts,
     ComposedEmail,
@@ -28,6 +30,7 @@ from receivables.dunning.messages import (
 )
 from receivables.dunning.sending import (
     Texts,
+    cancel_action,
     pick,
     queue_action_emails,
     snapshot_of,
@@ -39,16 +42,19 @@ from receivables.dunning.tables import (
     Channel,
     DunningAction,
     Level,
+    Scenario,
 )
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
-from receivables.ledger.account_changes import StatusInput, apply_item_status, check_status
-from receivables.ledger.tables import Customer, Item, ItemStatus
+from receivables.ledger.tables import Customer
 from receivables.mail.tables import OutboxMessage
 from receivables.money import Money
+from receivables.portal.feedback import pending_feedback
+from receivables.portal.tables import FeedbackKind
 from receivables.settings import Settings
 
 MAX_TEXT = 20000
+DEFAULT_INTERVAL = 7
 MAX_AGENDA = 300
 LEVEL_TITLES = {
     Level.litigation.value: "Litigation",
@@ -58,6 +64,8 @@ LEVEL_TITLES = {
     Level.pre_dunning.value: "Pre-dunning",
 }
 
+
+LATE_GROUP = "late"
 
 _AGENDA_COLUMNS = (
     "a.id, a.customer, a.step_name, a.level, a.channel, a.mode, a.status, a.due_on, "
@@ -160,8 +168,16 @@ async def agenda(
         )
         to_confirm += entry.status == ActionStatus.to_confirm.value
         by_level[entry.level].append(entry)
-    groups = [
-        (level, LEVEL_TITLES[level], by_level[level]) for level in LEVEL_TITLES if by_level[level]
+    # Tasks left undone on their day come first, oldest first, whatever their level.
+    late = sorted(
+        (e for entries in by_level.values() for e in entries if e.days_late > 0),
+        key=lambda e: (-e.days_late, e.customer_name, e.id),
+    )
+    groups = [(LATE_GROUP, "Late: not done on their day", late)] if late else []
+    groups += [
+        (level, LEVEL_TITLES[level], [e for e in by_level[level] if e.days_late <= 0])
+        for level in LEVEL_TITLES
+        if any(e.days_late <= 0 for e in by_level[level])
     ]
     return Agenda(on=on, groups=groups, total=len(rows), truncated=truncated, to_confirm=to_confirm)
 
@@ -186,6 +202,8 @@ class ActionView:
     texts: dict[str, Texts]
     language: str
     messages: list[ActionMessage] = field(default_factory=list)
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    """The customer's questions waiting for an answer: they hold nothing, but come up here."""
 
     @property
     def is_open(self) -> bool:
@@ -221,6 +239,9 @@ async def action_view(action_id: int, on: date) -> ActionView:
         facts=facts,
         texts=texts,
         language=facts.language_for(contact),
+        questions=await pending_feedback(
+            customer_id=action.customer, kind=FeedbackKind.question.value
+        ),
         messages=[
             ActionMessage(
                 r["id"],
@@ -274,11 +295,19 @@ def preview(facts: AccountFacts, draft: Draft, base_url: str) -> ComposedEmail:
     return compose_email(draft.subject, draft.body, values, facts.company, draft.language)
 
 
-async def _claim(action_id: int, to: ActionStatus, actor: Actor, **values: Any) -> DunningAction:
-    """Move an open action to `to` unless someone else did first (caller holds the transaction)."""
+async def _claim(
+    action_id: int, to: ActionStatus, actor: Actor, *, on: date | None = None, **values: Any
+) -> DunningAction:
+    """Move an open action to `to` unless someone else did first (caller holds the transaction).
+
+    `on` is the company's date it is done (the next step is spaced from it); the clock's
+    today when not given."""
+    if on is None:
+        on = await customer_today((await get_action(action_id)).customer)
     updates: dict[Any, Any] = {
         DunningAction.status: to.value,
         DunningAction.done_at: datetime.now(UTC),
+        DunningAction.done_on: on,
         DunningAction.done_by: actor.label,
     }
     updates.update({getattr(DunningAction, k): v for k, v in values.items()})
@@ -299,12 +328,49 @@ def _event(action: DunningAction) -> dict[str, Any]:
     return {"action": action.id, "step": action.step_name, "level": action.level}
 
 
+async def spacing_problem(customer_id: int, scenario_id: int | None, on: date) -> str:
+    """Why another dunning email to this customer would come too soon ('' when it may go)."""
+    customer = await Customer.select(Customer.last_reminder_on).where(Customer.id == customer_id)
+    last = customer[0]["last_reminder_on"] if customer else None
+    if last is None:
+        return ""
+    row = (
+        await Scenario.select(Scenario.min_interval_days).where(Scenario.id == scenario_id).first()
+        if scenario_id
+        else None
+    )
+    interval = row["min_interval_days"] if row else DEFAULT_INTERVAL
+    if isinstance(last, str):
+        last = date.fromisoformat(last[:10])
+    if (on - last).days >= interval:
+        return ""
+    return (
+        f"the last reminder to this customer went on {last.isoformat()}; reminders are spaced "
+        f"{interval} days apart (tick to send anyway)"
+    )
+
+
 async def send_action(
-    action_id: int, draft: Draft, actor: Actor, settings: Settings, on: date
+    action_id: int,
+    draft: Draft,
+    actor: Actor,
+    settings: Settings,
+    on: date,
+    *,
+    override_spacing: bool = False,
 ) -> list[int]:
-    """The collector's email: the draft (template words, maybe edited) to chosen contacts."""
+    """The collector's email: the draft (template words, maybe edited) to chosen contacts.
+
+    Closer to the previous reminder than the scenario's spacing, it goes only with
+    `override_spacing` (the collector's confirmation), which the history records."""
     problems = check_draft(draft, need_recipients=True)
     action = await get_action(action_id)
+    if action.status not in OPEN_ACTION_STATUSES:
+        raise Conflict(f"this action is already {action.status.replace('_', ' ')}")
+    if not override_spacing and (
+        spacing := await spacing_problem(action.customer, action.scenario, on)
+    ):
+        problems.append(FieldProblem("override_spacing", spacing))
     facts = await load_facts(action.customer, on)
     chosen = [c for c in facts.contacts if c.id in draft.contact_ids]
     if draft.contact_ids and len(chosen) != len(set(draft.contact_ids)):
@@ -319,7 +385,7 @@ async def send_action(
     template = pick(await template_texts(action.company, action.template_code), draft.language)
     edited = template is None or (template.subject, template.body) != (draft.subject, draft.body)
     async with atomic():
-        action = await _claim(action_id, ActionStatus.done, actor, outcome="email sent")
+        action = await _claim(action_id, ActionStatus.done, actor, on=on, outcome="email sent")
         ids = await queue_action_emails(
             action,
             facts,
@@ -342,6 +408,7 @@ async def send_action(
                 "emails": ids,
                 "edited": edited,
                 "to": [c.email for c in chosen],
+                **({"spacing_overridden": True} if override_spacing else {}),
             },
         )
     return ids
@@ -364,6 +431,15 @@ async def confirm_actions(
             result.refused[action_id] = "no longer waiting for confirmation"
             continue
         facts = await load_facts(action.customer, on)
+        if action.level != Level.pre_dunning.value and not facts.to_pay:
+            result.refused[action_id] = (
+                f"{facts.customer.name}: nothing to ask for, "
+                "every overdue invoice is paid or on hold"
+            )
+            continue
+        if spacing := await spacing_problem(action.customer, action.scenario, on):
+            result.refused[action_id] = f"{facts.customer.name}: {spacing.split(' (')[0]}"
+            continue
         texts = await template_texts(action.company, action.template_code)
         contacts = facts.reminder_contacts
         if not contacts:
@@ -374,7 +450,9 @@ async def confirm_actions(
             continue
         try:
             async with atomic():
-                action = await _claim(action_id, ActionStatus.done, actor, outcome="confirmed")
+                action = await _claim(
+                    action_id, ActionStatus.done, actor, on=on, outcome="confirmed"
+                )
                 ids = await queue_action_emails(
                     action, facts, contacts=contacts, texts=texts, actor=actor, settings=settings
                 )
@@ -392,99 +470,63 @@ async def confirm_actions(
     return result
 
 
-class CallOutcome(str, Enum):
-    reached = "reached"
-    no_answer = "no_answer"
-    voicemail = "voicemail"
-    wrong_number = "wrong_number"
-
-
-@dataclass(frozen=True)
-class CallInput:
-    outcome: str
-    notes: str = ""
-    record: str = ""
-    """'', 'promise' or 'dispute': a status to set on the chosen items, on the spot."""
-    item_ids: tuple[int, ...] = ()
-    promise_date: date | None = None
-    dispute_reason: str = ""
-
-
 async def log_call(action_id: int, call: CallInput, actor: Actor, today: date) -> DunningAction:
-    problems: list[FieldProblem] = []
-    if call.outcome not in {o.value for o in CallOutcome}:
-        problems.append(FieldProblem("outcome", "reached, no answer, voicemail or wrong number"))
-    if len(call.notes) > 2000:
-        problems.append(FieldProblem("notes", "2000 characters at most"))
-    status: StatusInput | None = None
-    if call.record:
-        if call.record not in ("promise", "dispute"):
-            problems.append(FieldProblem("record", "a promise or a dispute"))
-        elif not call.item_ids:
-            problems.append(FieldProblem("items", "choose the invoices concerned"))
-        else:
-            status = StatusInput(
-                status=ItemStatus.promised.value
-                if call.record == "promise"
-                else ItemStatus.disputed.value,
-                promise_date=call.promise_date,
-                dispute_reason=call.dispute_reason,
-                comment=call.notes.strip(),
-            )
-            problems += check_status(status, today)
-    if problems:
-        raise InvalidInput(problems)
+    """A call made for an action: logged on its account (see `calls`), the action claimed done."""
     action = await get_action(action_id)
+    logged = await log_customer_call(action.customer, call, actor, today, action_id=action_id)
+    assert logged is not None
+    return logged
+
+
+async def confirm_litigation(action_id: int, note: str, actor: Actor, on: date) -> DunningAction:
+    """A collector hands the account over to litigation: amicable collection ends.
+
+    Only a litigation task offers it (the run makes one only after a posted formal
+    notice's deadline passed); the account's other open tasks are closed, and unsent
+    automatic reminders are cancelled when the sender checks them."""
+    note = note.strip()
+    if len(note) > 2000:
+        raise InvalidInput.one("note", "2000 characters at most")
+    action = await get_action(action_id)
+    if action.level != Level.litigation.value:
+        raise InvalidInput.one("action", "only a litigation task hands an account over")
     async with atomic():
-        items = []
-        if status is not None:
-            items = await Item.objects().where(
-                Item.id.is_in(list(call.item_ids)) & (Item.customer == action.customer)
-            )
-            if len(items) != len(set(call.item_ids)):
-                raise InvalidInput.one("items", "choose among this customer's invoices")
-            for item in items:
-                if item.status in (ItemStatus.paid.value, ItemStatus.cancelled.value):
-                    raise InvalidInput.one("items", f"{item.number} is {item.status}")
-        label = call.outcome.replace("_", " ")
         action = await _claim(
             action_id,
             ActionStatus.done,
             actor,
-            outcome=f"call: {label}" + (f" — {call.notes.strip()}" if call.notes.strip() else ""),
+            on=on,
+            outcome="handed over to litigation" + (f": {note}" if note else ""),
         )
+        others = await DunningAction.select().where(
+            (DunningAction.customer == action.customer)
+            & (DunningAction.id != action_id)
+            & DunningAction.status.is_in(list(OPEN_ACTION_STATUSES))
+        )
+        for other in others:
+            await cancel_action(
+                other, "the account went to litigation", items_changed=False, actor=actor
+            )
         await history.record(
             company_id=action.company,
             actor=actor,
-            kind="call.logged",
+            kind="dunning.litigation_confirmed",
             customer_id=action.customer,
-            details={
-                **_event(action),
-                "outcome": label,
-                "text": call.notes.strip(),
-                **({"recorded": call.record, "items": [i.number for i in items]} if items else {}),
-            },
+            details={**_event(action), "note": note, "on": on},
         )
-        for item in items:
-            assert status is not None  # items are only chosen to record a status
-            await apply_item_status(
-                item,
-                status,
-                actor,
-                kind="item.status_changed",
-                extra={"via": "call", "action": action.id},
-            )
     return action
 
 
-async def skip_action(action_id: int, reason: str, actor: Actor) -> DunningAction:
+async def skip_action(
+    action_id: int, reason: str, actor: Actor, on: date | None = None
+) -> DunningAction:
     reason = reason.strip()
     if not reason:
         raise InvalidInput.one("reason", "say why this step is skipped")
     if len(reason) > 500:
         raise InvalidInput.one("reason", "500 characters at most")
     async with atomic():
-        action = await _claim(action_id, ActionStatus.skipped, actor, outcome=reason)
+        action = await _claim(action_id, ActionStatus.skipped, actor, on=on, outcome=reason)
         await history.record(
             company_id=action.company,
             actor=actor,

@@ -1,10 +1,19 @@
-"""The rules of a dunning cycle, as pure functions: which items drive it, which step is due.
+"""The rules of the account's escalation, as pure functions: which step is due, or why none.
 
-A cycle runs from the due date of the customer's oldest item that still drives dunning
-(its anchor); its steps are made one after the other. An item drives dunning while it is
-open, or promised with a date that has passed (a broken promise). Disputes, promises still
-running and payments under way are on hold: shown to the customer, left out of "please
-pay", never the anchor.
+The level reached belongs to the customer's account while it stays overdue net of holds
+(`receivables.ledger.statement.hold_of` is the one definition of a hold):
+
+- nothing overdue net of holds: the escalation is over (the next one starts from the first
+  step); only pre-dunning steps (negative offsets, before a due date) may be made, once
+  per step and due date;
+- overdue under the company's minimum: nothing is asked for, the level is kept;
+- otherwise the next step after the firmest one reached, one at a time and never an
+  earlier one again, at `max(anchor + its offset, previous action's date + the gap between
+  the two offsets)` where the anchor is the due date of the oldest invoice to pay *now*
+  (so when the oldest is paid the next step comes later, never sooner);
+- a step is not made while the previous action waits for a collector (a manual task left
+  undone is never superseded), nor an email closer than the scenario's spacing to the
+  last one, nor litigation before a posted formal notice's deadline has passed.
 """
 
 from __future__ import annotations
@@ -13,30 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from receivables.dunning.tables import Level
-from receivables.ledger.tables import ItemStatus
+from receivables.dunning.tables import Channel, Level
 
-ON_HOLD = frozenset(
-    {
-        ItemStatus.disputed.value,
-        ItemStatus.paid_pending.value,
-        ItemStatus.payment_in_progress.value,
-    }
-)
 LEVEL_ORDER = {level.value: i for i, level in enumerate(Level)}
-
-
-def drives(status: str, promise_date: date | None, on: date) -> bool:
-    """Whether an open invoice in this status asks for payment (and may anchor the cycle)."""
-    if status == ItemStatus.open.value:
-        return True
-    if status == ItemStatus.promised.value:
-        return promise_date is None or promise_date < on
-    return False
-
-
-def promise_broken(status: str, promise_date: date | None, on: date) -> bool:
-    return status == ItemStatus.promised.value and promise_date is not None and promise_date < on
 
 
 @dataclass(frozen=True)
@@ -55,9 +43,39 @@ class PlannedStep:
     attach_statement: bool
     attach_invoices: bool
 
+    @classmethod
+    def from_row(cls, s: dict) -> PlannedStep:
+        """From a `dunning_step` row."""
+        return cls(
+            id=s["id"],
+            scenario_id=s["scenario"],
+            position=s["position"],
+            name=s["name"],
+            level=s["level"],
+            offset_days=s["offset_days"],
+            channel=s["channel"],
+            mode=s["mode"],
+            template_code=s["template_code"],
+            attach_statement=s["attach_statement"],
+            attach_invoices=s["attach_invoices"],
+        )
+
     @property
     def order(self) -> tuple[int, int]:
         return (self.offset_days, self.position)
+
+    @property
+    def pre_dunning(self) -> bool:
+        """Before the due date: courtesy, not part of the escalation."""
+        return self.offset_days < 0
+
+    @property
+    def is_email(self) -> bool:
+        return self.channel == Channel.email.value
+
+
+def ordered(steps: Sequence[PlannedStep]) -> list[PlannedStep]:
+    return sorted(steps, key=lambda s: s.order)
 
 
 def step_date(anchor: date, offset_days: int) -> date:
@@ -65,48 +83,129 @@ def step_date(anchor: date, offset_days: int) -> date:
 
 
 @dataclass(frozen=True)
-class Made:
-    """An action already made in the current cycle (it holds its place)."""
+class Reached:
+    """The firmest step the account's current escalation has reached."""
 
-    step_id: int | None
+    order: tuple[int, int]
     offset_days: int
-    due_on: date
+    level: str
+    name: str
+    on: date
+    """When it was made (done, or its due date while it waits)."""
+    waiting: bool
+    """Its action still waits for a collector: firmer steps wait behind it."""
 
 
-def next_step(
-    steps: Sequence[PlannedStep], anchor: date, on: date, made: Sequence[Made]
-) -> tuple[PlannedStep, date] | None:
-    """The step to make on `on`, and its date; None when nothing is due.
+@dataclass(frozen=True)
+class AccountState:
+    """What the run knows of one account on `on`."""
 
-    Steps follow one another, none skipped: the first is the earliest step whose date has
-    come (a step before the due date lapses once it passes), made today; each next one
-    is due at its own date, and never sooner after the previous action than the scenario
-    spaces them. An account found 90 days late gets the first reminder today, not a
-    formal notice; a postponed action pushes the following steps back with it.
-    """
-    ordered = sorted(steps, key=lambda s: s.order)
-    if not made:
-        for step in ordered:
-            if step.offset_days < 0 and on > anchor:
-                continue
-            return (step, on) if step_date(anchor, step.offset_days) <= on else None
+    on: date
+    to_pay_anchor: date | None
+    """Due date of the oldest overdue invoice not on hold (None: nothing to ask for)."""
+    coming_anchor: date | None
+    """Due date of the oldest invoice coming due, not on hold (pre-dunning)."""
+    under_minimum: bool
+    reached: Reached | None
+    last_reminder_on: date | None
+    min_interval_days: int
+    notice_deadline_passed: bool
+    """A formal notice of this escalation was posted and its deadline has passed."""
+    pre_made: frozenset[tuple[int, date]] = frozenset()
+    """(step id, due date) of the pre-dunning steps already made."""
+
+
+@dataclass(frozen=True)
+class Make:
+    step: PlannedStep
+    anchor: date
+    pre_dunning: bool
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A step is due but may not be made today, and why."""
+
+    step: PlannedStep
+    reason: str
+    until: date | None = None
+
+
+Decision = Make | Wait | None
+
+
+def spacing_until(state: AccountState) -> date | None:
+    """The first day another dunning email may go (None: now)."""
+    if state.last_reminder_on is None:
         return None
-    last = max(made, key=lambda m: (m.offset_days, m.due_on))
-    positions = {s.id: s.position for s in ordered}
-    last_order = (
-        last.offset_days,
-        positions.get(last.step_id, 1 << 30) if last.step_id is not None else 1 << 30,
-    )
-    later = [s for s in ordered if s.order > last_order]
+    first = state.last_reminder_on + timedelta(days=state.min_interval_days)
+    return first if first > state.on else None
+
+
+def next_escalation_step(
+    steps: Sequence[PlannedStep], reached: Reached | None, anchor: date
+) -> tuple[PlannedStep, date] | None:
+    """The step after the firmest reached, and the date it comes due (None: end of scenario)."""
+    escalation = [s for s in ordered(steps) if not s.pre_dunning]
+    if reached is None:
+        return (escalation[0], step_date(anchor, escalation[0].offset_days)) if escalation else None
+    later = [s for s in escalation if s.order > reached.order]
     if not later:
         return None
     step = later[0]
     when = max(
         step_date(anchor, step.offset_days),
-        last.due_on + timedelta(days=step.offset_days - last.offset_days),
+        reached.on + timedelta(days=max(0, step.offset_days - reached.offset_days)),
     )
-    return (step, when) if when <= on else None
+    return step, when
 
 
-def cycle_key(customer_id: int, step_id: int, anchor: date) -> str:
-    return f"{customer_id}:{step_id}:{anchor.isoformat()}"
+def decide(steps: Sequence[PlannedStep], state: AccountState) -> Decision:
+    """The step to make today for this account, a reason to wait, or None (nothing due)."""
+    on = state.on
+    if state.to_pay_anchor is None:
+        return _pre_dunning(steps, state)
+    found = next_escalation_step(steps, state.reached, state.to_pay_anchor)
+    if found is None:
+        return None
+    step, when = found
+    if when > on:
+        return None
+    if state.under_minimum:
+        return Wait(step, "the overdue amount net of holds is under the company's minimum")
+    if state.reached is not None and state.reached.waiting:
+        return Wait(step, f"waiting for “{state.reached.name}” to be done")
+    if step.level == Level.litigation.value and not state.notice_deadline_passed:
+        return Wait(
+            step, "litigation is offered only once a posted formal notice's deadline passed"
+        )
+    if step.is_email and (until := spacing_until(state)):
+        return Wait(step, f"reminders are spaced: next email from {until.isoformat()}", until)
+    return Make(step, state.to_pay_anchor, pre_dunning=False)
+
+
+def _pre_dunning(steps: Sequence[PlannedStep], state: AccountState) -> Decision:
+    anchor = state.coming_anchor
+    if anchor is None:
+        return None
+    on = state.on
+    due = [
+        s
+        for s in ordered(steps)
+        if s.pre_dunning and step_date(anchor, s.offset_days) <= on <= anchor
+    ]
+    if not due:
+        return None
+    step = due[-1]  # the latest whose date has come; earlier ones lapse
+    if (step.id, anchor) in state.pre_made:
+        return None
+    if step.is_email and (until := spacing_until(state)):
+        return Wait(step, f"reminders are spaced: next email from {until.isoformat()}", until)
+    return Make(step, anchor, pre_dunning=True)
+
+
+def cycle_key(customer_id: int, step_id: int, *, escalation: int, anchor: date | None) -> str:
+    """Unique per made step: escalation steps once per escalation, pre-dunning once per due date."""
+    if anchor is not None:
+        return f"{customer_id}:{step_id}:pre:{anchor.isoformat()}"
+    return f"{customer_id}:{step_id}:e{escalation}"

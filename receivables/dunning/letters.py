@@ -13,7 +13,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -78,6 +78,7 @@ LETTER_WORDS = {
             "none": "",
         },
         "notice": "This letter constitutes formal notice to pay.",
+        "deadline": "Failing payment of the amounts due by {date}, we will hand the matter over for recovery proceedings without further notice.",
     },
     "fr": {
         "delivery": "Lettre recommandée avec accusé de réception",
@@ -104,6 +105,7 @@ LETTER_WORDS = {
             "none": "",
         },
         "notice": "Le présent courrier vaut mise en demeure au sens de l'article 1344 du Code civil.",
+        "deadline": "À défaut de règlement des sommes dues au plus tard le {date}, nous engagerons une procédure de recouvrement sans autre avis.",
     },
 }
 
@@ -214,11 +216,25 @@ def _penalty_table(facts: AccountFacts, language: str, locale: str) -> str:
     )
 
 
-def _legal(company: Company, language: str, notice: bool) -> str:
+async def _company(company_id: int) -> Company:
+    company = await Company.objects().get(Company.id == company_id)
+    if company is None:
+        raise NotFound(f"company {company_id}")
+    return company
+
+
+def notice_deadline(company: Company, posted_on: date) -> date:
+    """The date a formal notice gives to pay: its posting plus the company's notice days."""
+    return posted_on + timedelta(days=company.formal_notice_days or 0)
+
+
+def _legal(company: Company, language: str, notice: bool, deadline: str = "") -> str:
     w = letter_words(language)
     parts = [w["legal"].get(company.penalty_policy, "")]
     if notice:
         parts.append(w["notice"])
+        if deadline:
+            parts.append(w["deadline"].format(date=deadline))
     return " ".join(html.escape(p) for p in parts if p)
 
 
@@ -248,7 +264,12 @@ def letter_html(facts: AccountFacts, texts: Texts, contact: Contact | None) -> s
             "body": hashtags.render_html(texts.body, values),
             "details": _penalty_table(facts, language, locale),
             "payment": _payment(facts.company, language),
-            "legal": _legal(facts.company, language, notice=True),
+            "legal": _legal(
+                facts.company,
+                language,
+                notice=True,
+                deadline=_day(notice_deadline(facts.company, facts.on), locale),
+            ),
         }
     )
 
@@ -384,6 +405,10 @@ async def mark_letter_sent(
                 {
                     DunningAction.status: ActionStatus.done.value,
                     DunningAction.letter_sent_on: sent_on,
+                    DunningAction.done_on: sent_on,
+                    DunningAction.letter_deadline: notice_deadline(
+                        await _company(action.company), sent_on
+                    ),
                     DunningAction.letter_path: relative,
                     DunningAction.letter_sha256: digest,
                     DunningAction.done_at: datetime.now(UTC),

@@ -3,7 +3,9 @@
 Every figure comes from `build_statement` and the company's penalty policy. The item
 tables are built here, cell by cell with every datum escaped, as HTML (mail and PDF) and
 as aligned text (the plain part). Nothing here is a template engine: the words come from
-MessageTemplate rows through `hashtags`, the layout is fixed HTML.
+MessageTemplate rows through `hashtags`, the layout is fixed HTML. After the template's
+words every email carries the portal's doors (a "view and pay" button on the signed link,
+each invoice's PDF and the Excel export through that same link) and the signature.
 """
 
 # ruff: noqa: E501  (labels are whole sentences)
@@ -17,7 +19,6 @@ from babel.dates import format_date
 
 from receivables.access.tables import StaffUser
 from receivables.dunning import hashtags
-from receivables.dunning.cycle import drives
 from receivables.dunning.hashtags import Value
 from receivables.dunning.reference_rates import RateTable, rates_for_company
 from receivables.ledger.penalties import Penalties, penalties_for
@@ -25,10 +26,19 @@ from receivables.ledger.statement import OpenItem, Statement, build_statement
 from receivables.ledger.tables import Company, Contact, Customer, ItemStatus
 from receivables.mail.outbox import ascii_address
 from receivables.money import Money, format_money
-from receivables.portal.i18n import choose_language, locale_for
+from receivables.portal import deep_links
+from receivables.portal.feedback import PendingAnswer, pending_by_item
+from receivables.portal.i18n import choose_language, locale_for, translator
+from receivables.portal.tables import DISPUTE_REASONS, FeedbackKind
 
 FONT = "font-family:Helvetica,Arial,sans-serif;"
 P_STYLE = "margin:0 0 14px 0;"
+LINK_STYLE = "color:#1d4ed8;"
+MAX_INVOICE_LINKS = 50
+"""PDF links listed under the button; beyond them one line leads to the portal (a
+500-invoice account would otherwise send a message that mail clients clip)."""
+MAX_WORDS_SHOWN = 160
+"""Characters of the customer's own words quoted beside a held invoice."""
 
 WORDS = {
     "en": {
@@ -58,6 +68,21 @@ WORDS = {
         "portal_preview": "(a personal link is made for each recipient when sent)",
         "sir_or_madam": "Sir or Madam",
         "items_with": "{n} late invoice(s)",
+        "disputed_for": "Disputed: {reason}",
+        "answer_paid": "You told us it was paid on {date}",
+        "answer_paid_undated": "You told us it was paid",
+        "answer_promise": "You told us you will pay on {date}",
+        "answer_dispute": "You disputed it: {reason}",
+        "answer_dispute_unexplained": "You disputed it",
+        "answer_question": "You asked us a question",
+        "answer_pending": "Your answer is awaiting our confirmation",
+        "your_words": "{note} — “{words}”",
+        "door": "{label}: {url}",
+        "view_and_pay": "View and pay online",
+        "invoice_pdfs": "Your invoices (PDF):",
+        "invoice_pdf": "Invoice {number}",
+        "more_invoices": "{n} more invoice(s) on your online statement",
+        "excel": "Your statement as an Excel file",
     },
     "fr": {
         "to_pay": "À régler dès maintenant",
@@ -86,6 +111,21 @@ WORDS = {
         "portal_preview": "(un lien personnel est créé pour chaque destinataire à l'envoi)",
         "sir_or_madam": "Madame, Monsieur",
         "items_with": "{n} facture(s) en retard",
+        "disputed_for": "Contestée : {reason}",
+        "answer_paid": "Vous nous avez indiqué l'avoir réglée le {date}",
+        "answer_paid_undated": "Vous nous avez indiqué l'avoir réglée",
+        "answer_promise": "Vous nous avez indiqué la régler le {date}",
+        "answer_dispute": "Vous la contestez : {reason}",
+        "answer_dispute_unexplained": "Vous la contestez",
+        "answer_question": "Vous nous avez posé une question",
+        "answer_pending": "Votre réponse attend notre confirmation",
+        "your_words": "{note} — « {words} »",
+        "door": "{label} : {url}",
+        "view_and_pay": "Consulter et payer en ligne",
+        "invoice_pdfs": "Vos factures (PDF) :",
+        "invoice_pdf": "Facture {number}",
+        "more_invoices": "{n} autre(s) facture(s) sur votre relevé en ligne",
+        "excel": "Votre relevé au format Excel",
     },
 }
 
@@ -116,6 +156,8 @@ class AccountFacts:
     to_pay: list[OpenItem] = field(default_factory=list)
     coming_due: list[OpenItem] = field(default_factory=list)
     on_hold: list[OpenItem] = field(default_factory=list)
+    answers: dict[int, PendingAnswer] = field(default_factory=dict)
+    """Pending customer answers by item: the words shown beside a held item."""
 
     @property
     def company(self) -> Company:
@@ -164,7 +206,10 @@ async def load_facts(
             rates[company.id] = table
     collector = None
     if statement.customer.collector:
-        collector = await StaffUser.objects().get(StaffUser.id == statement.customer.collector)
+        # An inactive collector no longer answers: the company signs instead.
+        collector = await StaffUser.objects().get(
+            (StaffUser.id == statement.customer.collector) & (StaffUser.active == True)  # noqa: E712
+        )
     contacts = await Contact.objects().where(Contact.customer == customer_id).order_by(Contact.id)
     facts = AccountFacts(
         statement=statement,
@@ -172,13 +217,16 @@ async def load_facts(
         collector=collector,
         contacts=list(contacts),
     )
+    # The statement's holds are the only ones: what a reminder asks for is its overdue figure.
     for item in statement.invoices:
-        if not drives(item.status, item.promise_date, on):
+        if item.held:
             facts.on_hold.append(item)
         elif item.overdue:
             facts.to_pay.append(item)
         else:
             facts.coming_due.append(item)
+    if facts.on_hold:
+        facts.answers = await pending_by_item(customer_id)
     return facts
 
 
@@ -201,11 +249,52 @@ def _day(value: date | None, locale: str) -> str:
     return "" if value is None else str(format_date(value, format="medium", locale=locale))
 
 
-def _note(item: OpenItem, language: str, locale: str) -> str:
+def reason_label(code: str, language: str) -> str:
+    """A dispute reason as the customer reads it ('' for an unknown code: never the code)."""
+    label = DISPUTE_REASONS.get(code)
+    return translator(language)(label) if label else ""
+
+
+def _quoted(text: str) -> str:
+    """The customer's words on one line, cut to MAX_WORDS_SHOWN characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= MAX_WORDS_SHOWN:
+        return flat
+    return flat[: MAX_WORDS_SHOWN - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _answer_note(kind: str, answer: PendingAnswer | None, language: str, locale: str) -> str:
+    """A held invoice's pending answer, told back to the customer, with their own words."""
     w = words(language)
+    if answer is not None and answer.kind != kind:
+        answer = None  # the answer changed under us: say only that one is waiting
+    if kind == FeedbackKind.paid.value:
+        paid_on = answer.paid_on if answer else None
+        note = w["answer_paid"].format(date=_day(paid_on, locale)) if paid_on else ""
+        note = note or w["answer_paid_undated"]
+    elif kind == FeedbackKind.promise.value and answer and answer.promise_date:
+        note = w["answer_promise"].format(date=_day(answer.promise_date, locale))
+    elif kind == FeedbackKind.dispute.value:
+        reason = reason_label(answer.dispute_reason, language) if answer else ""
+        note = w["answer_dispute"].format(reason=reason) if reason else ""
+        note = note or w["answer_dispute_unexplained"]
+    elif kind == FeedbackKind.question.value:
+        note = w["answer_question"]
+    else:
+        note = w["answer_pending"]
+    if answer is not None and answer.text.strip():
+        return w["your_words"].format(note=note, words=_quoted(answer.text))
+    return note
+
+
+def _note(item: OpenItem, language: str, locale: str, answer: PendingAnswer | None = None) -> str:
+    """Why an invoice is held (or a broken promise), in the customer's language."""
+    w = words(language)
+    if item.hold.startswith("answer_"):
+        return _answer_note(item.hold.removeprefix("answer_"), answer, language, locale)
     if item.status == ItemStatus.disputed.value:
-        reason = item.dispute_reason.replace("_", " ")
-        return f"{w['disputed']}: {reason}" if reason else w["disputed"]
+        reason = reason_label(item.dispute_reason, language)
+        return w["disputed_for"].format(reason=reason) if reason else w["disputed"]
     if item.status == ItemStatus.promised.value:
         return w["promised"].format(date=_day(item.promise_date, locale))
     if item.status in (ItemStatus.paid_pending.value, ItemStatus.payment_in_progress.value):
@@ -293,7 +382,13 @@ class Table:
         return "".join(parts)
 
 
-def _item_row(item: OpenItem, language: str, locale: str, note: bool = False) -> list[str]:
+def _item_row(
+    item: OpenItem,
+    language: str,
+    locale: str,
+    note: bool = False,
+    answers: dict[int, PendingAnswer] | None = None,
+) -> list[str]:
     row = [
         item.number,
         _day(item.due_date, locale),
@@ -301,7 +396,7 @@ def _item_row(item: OpenItem, language: str, locale: str, note: bool = False) ->
         format_money(item.open.amount, item.currency, locale),
     ]
     if note:
-        row.append(_note(item, language, locale))
+        row.append(_note(item, language, locale, (answers or {}).get(item.id)))
     return row
 
 
@@ -348,7 +443,10 @@ def open_items_table(facts: AccountFacts, language: str, locale: str) -> Table:
         sections=[
             (w["to_pay"], [_item_row(i, language, locale, True) for i in facts.to_pay]),
             (w["coming_due"], [_item_row(i, language, locale, True) for i in facts.coming_due]),
-            (w["on_hold"], [_item_row(i, language, locale, True) for i in facts.on_hold]),
+            (
+                w["on_hold"],
+                [_item_row(i, language, locale, True, facts.answers) for i in facts.on_hold],
+            ),
             (w["credits"], credits),
         ],
         footer=[[w["total_open"], "", "", _amounts(totals, locale), ""]],
@@ -399,6 +497,117 @@ def penalties_value(facts: AccountFacts, language: str, locale: str) -> Value:
     return Value(text, table, block=True)
 
 
+# ------------------------------------------------------------------ doors and signature
+
+
+def _button(label: str, href: str | None) -> str:
+    """A bulletproof button (a table cell, inline styles); without href, a grey placeholder."""
+    colour = "#1d4ed8" if href else "#9aa5b1"
+    inner = (
+        f"display:inline-block;padding:12px 28px;{FONT}font-size:16px;font-weight:700;"
+        f"line-height:20px;color:#ffffff;text-decoration:none;border-radius:6px;"
+        f"border:1px solid {colour};"
+    )
+    face = (
+        f'<a href="{html.escape(href)}" target="_blank" style="{inner}">{html.escape(label)}</a>'
+        if href
+        else f'<span style="{inner}">{html.escape(label)}</span>'
+    )
+    return (
+        '<table role="presentation" cellspacing="0" cellpadding="0" border="0" '
+        'style="border-collapse:separate;margin:20px 0 16px 0;">'
+        f'<tr><td align="center" bgcolor="{colour}" style="border-radius:6px;background:{colour};">'
+        f"{face}</td></tr></table>"
+    )
+
+
+def _anchor(label: str, href: str | None) -> str:
+    if href is None:
+        return html.escape(label)
+    return f'<a href="{html.escape(href)}" style="{LINK_STYLE}">{html.escape(label)}</a>'
+
+
+def doors_value(facts: AccountFacts, language: str, portal_url: str | None) -> Value:
+    """The portal's doors: the button on the signed link, each invoice's PDF and the Excel
+    export through that same link; placeholders without a link (previews)."""
+    w = words(language)
+
+    def door(destination: str) -> str | None:
+        return deep_links.deep_link(portal_url, destination) if portal_url else None
+
+    invoices = facts.to_pay + facts.coming_due + facts.on_hold
+    listed = invoices[:MAX_INVOICE_LINKS]
+    more = len(invoices) - len(listed)
+    pdfs = [
+        (w["invoice_pdf"].format(number=i.number), door(deep_links.invoice_pdf(i.id)))
+        for i in listed
+    ]
+    excel = door(deep_links.STATEMENT_XLSX)
+
+    def line(label: str, href: str | None) -> str:
+        return w["door"].format(label=label, url=href) if href else label
+
+    text = [line(w["view_and_pay"], portal_url or w["portal_preview"]), ""]
+    if pdfs:
+        text.append(w["invoice_pdfs"])
+        text += [line(label, href) for label, href in pdfs]
+        if more:
+            text.append(line(w["more_invoices"].format(n=more), portal_url))
+    text.append(line(w["excel"], excel))
+
+    small = f"margin:0 0 6px 0;{FONT}font-size:14px;color:#52606d;"
+    parts = [_button(w["view_and_pay"], portal_url)]
+    if portal_url is None:
+        parts.append(f'<p style="{small}"><em>{html.escape(w["portal_preview"])}</em></p>')
+    if pdfs:
+        items = "".join(
+            f'<li style="margin:0 0 4px 0;">{_anchor(label, href)}</li>' for label, href in pdfs
+        )
+        if more:
+            items += f'<li style="margin:0 0 4px 0;">{_anchor(w["more_invoices"].format(n=more), portal_url)}</li>'
+        parts.append(
+            f'<p style="{small}">{html.escape(w["invoice_pdfs"])}</p>'
+            f'<ul style="margin:0 0 10px 0;padding:0 0 0 20px;{FONT}font-size:14px;">{items}</ul>'
+        )
+    parts.append(
+        f'<p style="margin:0 0 16px 0;{FONT}font-size:14px;">{_anchor(w["excel"], excel)}</p>'
+    )
+    return Value("\n".join(text), "".join(parts), block=True)
+
+
+def signature_value(name: str, email: str, phone: str) -> Value:
+    """Who signs: the collector (name, email, phone), else the company."""
+    text = "\n".join(p for p in (name, email, phone) if p)
+    lines = [f"<strong>{html.escape(name)}</strong>"] if name else []
+    if email:
+        lines.append(
+            f'<a href="mailto:{html.escape(email)}" style="{LINK_STYLE}">{html.escape(email)}</a>'
+        )
+    if phone:
+        dial = "".join(c for c in phone if c.isdigit() or c == "+")
+        lines.append(
+            f'<a href="tel:{html.escape(dial)}" style="{LINK_STYLE}text-decoration:none;">'
+            f"{html.escape(phone)}</a>"
+            if dial
+            else html.escape(phone)
+        )
+    block = (
+        f'<p style="margin:20px 0 0 0;padding:14px 0 0 0;border-top:1px solid #e3e6ea;{FONT}'
+        f'font-size:14px;line-height:1.5;color:#1f2933;">{"<br>".join(lines)}</p>'
+    )
+    return Value(text, block, block=True)
+
+
+class ReminderValues(dict[str, Value]):
+    """Every #hashtag's value for one recipient, and what the layout adds after the body:
+    the portal's doors and the signature (not hashtags: a template cannot drop them)."""
+
+    def __init__(self, values: dict[str, Value], *, doors: Value, signature: Value):
+        super().__init__(values)
+        self.doors = doors
+        self.signature = signature
+
+
 def logo_url(company: Company, base_url: str) -> str:
     return f"{base_url}/static/{company.logo_path.lstrip('/')}" if company.logo_path else ""
 
@@ -411,7 +620,7 @@ def hashtag_values(
     portal_url: str | None,
     base_url: str,
     logo_src: str | None = None,
-) -> dict[str, Value]:
+) -> ReminderValues:
     """Every hashtag's value for one recipient; `portal_url` None in previews (no link made)."""
     company, customer = facts.company, facts.customer
     locale = locale_for(language, company.locale)
@@ -470,7 +679,12 @@ def hashtag_values(
         "Today": Value(_day(facts.on, locale)),
     }
     assert set(values) == set(hashtags.HASHTAGS), "every hashtag has a value"
-    return values
+    signature = signature_value(
+        values["CollectorName"].text, values["CollectorEmail"].text, values["CollectorPhone"].text
+    )
+    return ReminderValues(
+        values, doors=doors_value(facts, language, portal_url), signature=signature
+    )
 
 
 # ------------------------------------------------------------------ the email
@@ -495,10 +709,21 @@ def compose_email(
     company: Company,
     language: str,
 ) -> ComposedEmail:
-    """The exact email: subject on one line, plain part, HTML part in a fixed layout."""
+    """The exact email: subject on one line, plain part, HTML part in a fixed layout.
+
+    With `ReminderValues` the body is followed by the portal's doors, then the signature
+    unless the template already signs with #CollectorName; both parts carry the same.
+    """
     subject = hashtags.render_line(subject_template, values)
     body_text = hashtags.render_text(body_template, values).strip()
     body_html = hashtags.render_html(body_template, values, P_STYLE)
+    ending: list[Value] = []
+    if isinstance(values, ReminderValues):
+        ending.append(values.doors)
+        if "CollectorName" not in hashtags.hashtags_in(body_template):
+            ending.append(values.signature)
+    body_text = "\n\n".join([body_text, *(v.text for v in ending if v.text)])
+    body_html = "\n".join([body_html, *(v.as_html() for v in ending)])
     footer = _footer_lines(company)
     text = body_text + ("\n\n-- \n" + "\n".join(footer) if footer else "") + "\n"
     footer_html = " · ".join(html.escape(line) for line in footer)

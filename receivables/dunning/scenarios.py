@@ -173,6 +173,7 @@ async def copy_scenario(scenario_id: int, actor: Actor) -> Scenario:
             company=source.company,
             name=f"Copy of {source.name}"[:120],
             description=source.description,
+            min_interval_days=source.min_interval_days,
         )
         await copy.save()
         steps = await _steps(scenario_id)
@@ -208,20 +209,50 @@ async def copy_scenario(scenario_id: int, actor: Actor) -> Scenario:
     return copy
 
 
-async def rename_scenario(scenario_id: int, name: str, description: str, actor: Actor) -> None:
+MAX_INTERVAL = 90
+
+
+async def rename_scenario(
+    scenario_id: int,
+    name: str,
+    description: str,
+    actor: Actor,
+    min_interval_days: str | None = None,
+) -> None:
+    """Name, description and the spacing between two reminders (whole days, 1 to 90)."""
     name, description, problems = _clean_name(name, description)
+    scenario = await _scenario(scenario_id)
+    interval = scenario.min_interval_days
+    if min_interval_days is not None:
+        raw = min_interval_days.strip()
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_INTERVAL:
+            problems.append(
+                FieldProblem(
+                    "min_interval_days", f"a whole number of days from 1 to {MAX_INTERVAL}"
+                )
+            )
+        else:
+            interval = int(raw)
     if problems:
         raise InvalidInput(problems)
-    scenario = await _scenario(scenario_id)
     async with atomic():
-        await Scenario.update({Scenario.name: name, Scenario.description: description}).where(
-            Scenario.id == scenario_id
-        )
+        await Scenario.update(
+            {
+                Scenario.name: name,
+                Scenario.description: description,
+                Scenario.min_interval_days: interval,
+            }
+        ).where(Scenario.id == scenario_id)
         await history.record(
             company_id=scenario.company,
             actor=actor,
             kind="dunning.scenario_renamed",
-            details={"scenario": scenario_id, "from": scenario.name, "to": name},
+            details={
+                "scenario": scenario_id,
+                "from": scenario.name,
+                "to": name,
+                "min_interval_days": interval,
+            },
         )
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import formataddr
 from typing import Any
 
 from receivables import history
 from receivables.access.portal_links import issue_link
+from receivables.clock import customer_today
 from receivables.db import atomic
 from receivables.dunning import DUNNING_KIND
-from receivables.dunning.cycle import drives
-from receivables.dunning.hashtags import hashtags_in
 from receivables.dunning.messages import AccountFacts, compose_email, hashtag_values
 from receivables.dunning.tables import (
     ActionStatus,
@@ -30,6 +29,7 @@ from receivables.dunning.tables import (
     Mode,
 )
 from receivables.history import Actor
+from receivables.ledger.statement import hold_of
 from receivables.ledger.tables import Contact, Customer, Item, ItemStatus
 from receivables.mail.outbox import Recipient, queue_email
 from receivables.mail.tables import OutboxMessage, OutboxStatus
@@ -91,6 +91,61 @@ def sender(facts: AccountFacts, settings: Settings) -> tuple[str, str]:
     return mail_from, reply_to
 
 
+async def queue_account_emails(
+    facts: AccountFacts,
+    *,
+    contacts: list[Contact],
+    texts: dict[str, Texts],
+    actor: Actor,
+    settings: Settings,
+    kind: str,
+    message_ref: str,
+    details: dict[str, Any],
+) -> list[tuple[int, Contact]]:
+    """One email per contact from the template's words in the contact's language, each
+    with its own signed link (the portal's doors follow every message's words, whether or
+    not the template also writes #PortalLink); caller holds the transaction."""
+    mail_from, reply_to = sender(facts, settings)
+    queued = []
+    for contact in contacts:
+        chosen = pick(texts, facts.language_for(contact))
+        if chosen is None:
+            raise ValueError("no template text")
+        issued = await issue_link(
+            customer=facts.customer,
+            contact=contact,
+            secret_key=settings.secret_key,
+            base_url=settings.base_url,
+            days=settings.portal_link_days,
+            issued_by=actor.label,
+            message_ref=message_ref,
+        )
+        values = hashtag_values(
+            facts,
+            language=chosen.language,
+            contact=contact,
+            portal_url=issued.url,
+            base_url=settings.base_url,
+        )
+        email = compose_email(chosen.subject, chosen.body, values, facts.company, chosen.language)
+        message = await queue_email(
+            company_id=facts.company.id,
+            customer_id=facts.customer.id,
+            kind=kind,
+            mail_from=mail_from,
+            to=[Recipient(contact.email, contact.name)],
+            subject=email.subject,
+            text_body=email.text,
+            html_body=email.html,
+            reply_to=reply_to,
+            actor=actor,
+            thread=True,
+            details={**details, "language": chosen.language, "portal_link": issued.link.id},
+        )
+        queued.append((message.id, contact))
+    return queued
+
+
 async def queue_action_emails(
     action: DunningAction,
     facts: AccountFacts,
@@ -101,64 +156,32 @@ async def queue_action_emails(
     settings: Settings,
 ) -> list[int]:
     """Write one email per contact for the action (caller holds the transaction)."""
-    mail_from, reply_to = sender(facts, settings)
-    ids = []
-    for contact in contacts:
-        language = facts.language_for(contact)
-        chosen = pick(texts, language)
-        if chosen is None:
-            raise ValueError("no template text")
-        portal_url = None
-        link_id = None
-        if "PortalLink" in hashtags_in(chosen.body) + hashtags_in(chosen.subject):
-            issued = await issue_link(
-                customer=facts.customer,
-                contact=contact,
-                secret_key=settings.secret_key,
-                base_url=settings.base_url,
-                days=settings.portal_link_days,
-                issued_by=actor.label,
-                message_ref=f"dunning-action:{action.id}",
-            )
-            portal_url, link_id = issued.url, issued.link.id
-        values = hashtag_values(
-            facts,
-            language=chosen.language,
-            contact=contact,
-            portal_url=portal_url,
-            base_url=settings.base_url,
+    queued = await queue_account_emails(
+        facts,
+        contacts=contacts,
+        texts=texts,
+        actor=actor,
+        settings=settings,
+        kind=DUNNING_KIND,
+        message_ref=f"dunning-action:{action.id}",
+        details={"action": action.id, "step": action.step_name, "level": action.level},
+    )
+    for message_id, contact in queued:
+        await DunningActionMessage(action=action.id, message=message_id, contact=contact.id).save()
+    if queued:
+        # Spacing is counted from here: the account's last dunning email, on the company's date.
+        await Customer.update({Customer.last_reminder_on: facts.on}).where(
+            Customer.id == facts.customer.id
         )
-        email = compose_email(chosen.subject, chosen.body, values, facts.company, chosen.language)
-        message = await queue_email(
-            company_id=facts.company.id,
-            customer_id=facts.customer.id,
-            kind=DUNNING_KIND,
-            mail_from=mail_from,
-            to=[Recipient(contact.email, contact.name)],
-            subject=email.subject,
-            text_body=email.text,
-            html_body=email.html,
-            reply_to=reply_to,
-            actor=actor,
-            thread=True,
-            details={
-                "action": action.id,
-                "step": action.step_name,
-                "level": action.level,
-                "language": chosen.language,
-                **({"portal_link": link_id} if link_id else {}),
-            },
-        )
-        await DunningActionMessage(action=action.id, message=message.id, contact=contact.id).save()
-        ids.append(message.id)
-    return ids
+    return [message_id for message_id, _ in queued]
 
 
-async def mark_done(action_id: int, actor: Actor, outcome: str, **details: Any) -> None:
+async def mark_done(action_id: int, actor: Actor, outcome: str, on: date) -> None:
     await DunningAction.update(
         {
             DunningAction.status: ActionStatus.done.value,
             DunningAction.done_at: datetime.now(UTC),
+            DunningAction.done_on: on,
             DunningAction.done_by: actor.label,
             DunningAction.outcome: outcome,
         }
@@ -169,13 +192,14 @@ async def mark_done(action_id: int, actor: Actor, outcome: str, **details: Any) 
 
 
 async def litigation_customers(customer_ids: list[int]) -> set[int]:
-    """Customers whose amicable collection has ended (a live litigation action)."""
+    """Customers whose amicable collection has ended: a collector confirmed the hand-over to
+    litigation (a litigation task merely offered changes nothing)."""
     if not customer_ids:
         return set()
     ids = ",".join(str(int(i)) for i in customer_ids)
     rows = await DunningAction.raw(
         f"SELECT DISTINCT customer FROM dunning_action WHERE customer IN ({ids}) "  # noqa: S608
-        "AND level = {} AND status IN ('due', 'to_confirm', 'done')",
+        "AND level = {} AND status = 'done'",
         Level.litigation.value,
     )
     return {r["customer"] for r in rows}
@@ -192,7 +216,9 @@ def item_change(snapshot: dict[str, Any], now: dict[str, Any] | None, on) -> str
         return f"{number} disputed"
     if now["status"] in (ItemStatus.paid_pending.value, ItemStatus.payment_in_progress.value):
         return f"{number} payment reported"
-    if not drives(now["status"], now["promise_date"], on):
+    if now.get("pending_answer"):
+        return f"{number} on hold: the customer's answer ({now['pending_answer']}) is pending"
+    if hold_of(now["status"], now["promise_date"], now.get("pending_answer", ""), on):
         return f"{number} promised for {now['promise_date']}"
     if now["open_minor"] != snapshot.get("open_minor"):
         return f"{number} partly paid"
@@ -216,7 +242,7 @@ async def stale_reason(action: dict[str, Any], on) -> tuple[str, bool] | None:
         {
             r["id"]: r
             for r in await Item.select(
-                Item.id, Item.open_minor, Item.status, Item.promise_date
+                Item.id, Item.open_minor, Item.status, Item.promise_date, Item.pending_answer
             ).where(Item.id.is_in(ids))
         }
         if ids
@@ -226,6 +252,26 @@ async def stale_reason(action: dict[str, Any], on) -> tuple[str, bool] | None:
     if changes:
         return "; ".join(changes), True
     return None
+
+
+async def _recount_last_reminder(customer_id: int) -> None:
+    """A reminder cancelled before it left does not count for spacing: the last one is the
+    latest action whose email is queued, being sent or sent."""
+    rows = await DunningAction.raw(
+        "SELECT MAX(a.done_on) AS last FROM dunning_action a "
+        "JOIN dunning_action_message m ON m.action = a.id "
+        "JOIN outbox_message o ON o.id = m.message "
+        "WHERE a.customer = {} AND o.status NOT IN ('cancelled', 'failed')",
+        customer_id,
+    )
+    last = rows[0]["last"] if rows else None
+    await Customer.update(
+        {
+            Customer.last_reminder_on: date.fromisoformat(last[:10])
+            if isinstance(last, str)
+            else last
+        }
+    ).where(Customer.id == customer_id)
 
 
 async def cancel_action(
@@ -270,6 +316,8 @@ async def cancel_action(
         if message_ids
         else []
     )
+    if unsent:
+        await _recount_last_reminder(action["customer"])
     for row in unsent:
         await history.record(
             company_id=action["company"],
@@ -311,7 +359,7 @@ async def cancel_reason(row: dict[str, Any]) -> str | None:
             return f"action cancelled: {action['outcome']}"
         if action["mode"] != Mode.automatic.value:
             return None  # a collector chose to send it
-        found = await stale_reason(action, datetime.now(UTC).date())
+        found = await stale_reason(action, await customer_today(action["customer"]))
         if found is None:
             return None
         reason, changed = found

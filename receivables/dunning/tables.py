@@ -62,6 +62,9 @@ class Scenario(Table, tablename="dunning_scenario"):
         help_text="Set on the default scenario of a payer profile (one per profile).",
     )
     description = Text(default="")
+    min_interval_days = Integer(
+        default=7, help_text="No two dunning emails to one customer closer than this."
+    )
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow(), auto_update=TimestamptzNow().python)
 
@@ -132,7 +135,10 @@ class DunningAction(Table, tablename="dunning_action"):
     template_code = Varchar(length=60, default="")
     attach_statement = Boolean(default=False)
     attach_invoices = Boolean(default=False)
-    cycle_start = Date(help_text="Due date of the oldest unpaid item the cycle runs from.")
+    cycle_start = Date(help_text="Due date of the oldest overdue item when it was made (anchor).")
+    escalation = Integer(
+        default=0, help_text="The account's escalation it belongs to (0: pre-dunning)."
+    )
     cycle_key = Varchar(
         length=80,
         null=True,
@@ -147,10 +153,16 @@ class DunningAction(Table, tablename="dunning_action"):
     held_reason = Text(default="", help_text="Why an automatic step waits for a person.")
     outcome = Text(default="", help_text="Call outcome, skip or cancel reason.")
     done_at = Timestamptz(null=True, default=None)
+    done_on = Date(
+        null=True, default=None, help_text="The company's date it was done, skipped or cancelled."
+    )
     done_by = Varchar(length=254, default="")
     letter_sent_on = Date(null=True, default=None)
     letter_path = Varchar(length=300, default="", help_text="The letter as sent, in documents/.")
     letter_sha256 = Varchar(length=64, default="")
+    letter_deadline = Date(
+        null=True, default=None, help_text="Formal notice: the date by which to pay."
+    )
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -189,6 +201,7 @@ class DunningRun(Table, tablename="dunning_run"):
     id: Serial  # the primary key Piccolo adds, declared for type checkers
 
     run_on = Date(index=True)
+    company = ForeignKey(Company, null=True, on_delete=OnDelete.cascade, index=True)
     started_at = Timestamptz(default=TimestamptzNow())
     finished_at = Timestamptz(null=True, default=None)
     created = Integer(default=0)

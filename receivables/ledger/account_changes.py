@@ -18,9 +18,11 @@ from email_validator import EmailNotValidError, validate_email
 from receivables import history
 from receivables.access.portal_links import IssuedLink, issue_link, revoke
 from receivables.access.tables import PortalLink, Role, StaffUser
+from receivables.clock import company_today
 from receivables.db import atomic
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.ledger.promises import open_promise
 from receivables.ledger.tables import Contact, Customer, Item, ItemStatus, PayerProfile
 from receivables.portal.tables import DisputeReason  # the list the portal offers customers
 
@@ -205,6 +207,15 @@ async def apply_item_status(
         "comment": data.comment.strip(),
     }
     await Item.update({getattr(Item, k): v for k, v in values.items()}).where(Item.id == item.id)
+    if data.status == ItemStatus.promised.value and data.promise_date is not None:
+        await open_promise(
+            company_id=item.company,
+            customer_id=item.customer,
+            item_id=item.id,
+            promised_for=data.promise_date,
+            made_on=await company_today(item.company),
+            source=str((extra or {}).get("via", "back office")),
+        )
     details = {
         "item": item.number,
         "from": item.status,

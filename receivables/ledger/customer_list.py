@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
+from receivables.ledger.statement import not_held_sql, promise_floor
 from receivables.ledger.tables import Company, Customer, ItemKind, ItemStatus, PayerProfile
 from receivables.money import Money
 
@@ -200,9 +201,10 @@ async def _ranked(
         sql.add(
             "SELECT i.customer AS customer_id, MIN(i.due_date) AS oldest_due, "
             f"SUM(CASE WHEN i.currency = {currency} THEN i.open_minor ELSE 0 END) AS rank_minor "
-            f"FROM item i WHERE {_OPEN_INVOICE} AND i.due_date < {{}}",
+            f"FROM item i WHERE {_OPEN_INVOICE} AND i.due_date < {{}} AND {not_held_sql()}",
             *currency_args,
             today,
+            promise_floor(today),
         )
     else:
         sql.add(
@@ -216,7 +218,18 @@ async def _ranked(
         )
     sql.add("GROUP BY i.customer")
     if f.overdue_days is not None:
-        sql.add("HAVING MIN(i.due_date) < {}", today - timedelta(days=max(0, f.overdue_days)))
+        # Overdue by more than N days: an invoice past due that is not on hold, whatever the sort.
+        oldest_asking = (
+            "MIN(i.due_date)"
+            if ranked_by_overdue
+            else f"MIN(CASE WHEN {not_held_sql()} THEN i.due_date END)"
+        )
+        args_having: list[Any] = [] if ranked_by_overdue else [promise_floor(today)]
+        sql.add(
+            f"HAVING {oldest_asking} < {{}}",
+            *args_having,
+            today - timedelta(days=max(0, f.overdue_days)),
+        )
     order = (
         "rank_minor DESC, oldest_due, customer_id"
         if ranked_by_overdue
@@ -251,18 +264,19 @@ async def _unranked(
     if f.sort == Sort.overdue:
         conditions.append(
             f"NOT EXISTS (SELECT 1 FROM item i WHERE i.customer = c.id AND {_OPEN_INVOICE} "
-            "AND i.due_date < {})"
+            f"AND i.due_date < {{}} AND {not_held_sql()})"
         )
-        values.append(today)
+        values += [today, promise_floor(today)]
     elif f.sort == Sort.oldest_due:
         conditions.append(
             f"NOT EXISTS (SELECT 1 FROM item i WHERE i.customer = c.id AND {_OPEN_INVOICE})"
         )
     elif f.overdue_days is not None:
         conditions.append(
-            f"c.id IN (SELECT i.customer FROM item i WHERE {_OPEN_INVOICE} AND i.due_date < {{}})"
+            f"c.id IN (SELECT i.customer FROM item i WHERE {_OPEN_INVOICE} AND i.due_date < {{}} "
+            f"AND {not_held_sql()})"
         )
-        values.append(today - timedelta(days=max(0, f.overdue_days)))
+        values += [today - timedelta(days=max(0, f.overdue_days)), promise_floor(today)]
     # The page's ids first (index-only on customer_name_id however deep the page), then
     # only those rows.
     sql = _Sql().add("SELECT c.id FROM customer c")
@@ -320,20 +334,37 @@ async def _fill_figures(rows: list[CustomerRow], today: date) -> None:
     by_id = {r.id: r for r in rows}
     ids = list(by_id)
     marks = ", ".join("{}" for _ in ids)
+    # The statement's definitions: overdue is past due and not on hold; open is what the
+    # customer owes net of open credit notes and unapplied payments.
     figures = await Customer.raw(
-        "SELECT i.customer AS customer_id, i.currency, MIN(i.due_date) AS oldest_due, "
-        "SUM(CASE WHEN i.due_date < {} THEN i.open_minor ELSE 0 END) AS overdue_minor, "
-        "SUM(i.open_minor) AS open_minor "
-        f"FROM item i WHERE {_OPEN_INVOICE} AND i.customer IN ({marks}) "
-        "GROUP BY i.customer, i.currency",
+        "SELECT i.customer AS customer_id, i.currency, "
+        "MIN(CASE WHEN i.kind = 'invoice' THEN i.due_date END) AS oldest_due, "
+        "SUM(CASE WHEN i.kind = 'invoice' AND i.due_date < {} AND "
+        f"{not_held_sql()} THEN i.open_minor ELSE 0 END) AS overdue_minor, "
+        "SUM(CASE WHEN i.kind = 'invoice' THEN i.open_minor ELSE -i.open_minor END) AS open_minor "
+        "FROM item i WHERE i.open_minor > 0 AND i.status <> 'cancelled' "
+        f"AND i.customer IN ({marks}) GROUP BY i.customer, i.currency",
         today,
+        promise_floor(today),
         *ids,
     )
+    unapplied = await Customer.raw(
+        "SELECT p.customer AS customer_id, p.currency, SUM(p.unapplied_minor) AS minor "
+        f"FROM payment p WHERE p.unapplied_minor > 0 AND p.customer IN ({marks}) "
+        "GROUP BY p.customer, p.currency",
+        *ids,
+    )
+    for u in unapplied:
+        row = by_id[u["customer_id"]]
+        cur = u["currency"]
+        row.open[cur] = row.open.get(cur, Money.zero(cur)) - Money.from_minor(int(u["minor"]), cur)
     for f in figures:
         row = by_id[f["customer_id"]]
         cur = f["currency"]
         row.overdue[cur] = Money.from_minor(int(f["overdue_minor"]), cur)
-        row.open[cur] = Money.from_minor(int(f["open_minor"]), cur)
+        row.open[cur] = row.open.get(cur, Money.zero(cur)) + Money.from_minor(
+            int(f["open_minor"]), cur
+        )
         oldest = _as_date(f["oldest_due"])
         if oldest and (row.oldest_due is None or oldest < row.oldest_due):
             row.oldest_due = oldest

@@ -7,13 +7,66 @@ aging buckets, open credit notes, unapplied payments and totals per currency.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from receivables.errors import NotFound
 from receivables.ledger.tables import Company, Customer, Item, ItemKind, ItemStatus, Payment
 from receivables.money import Money
 
 BUCKETS = ("not_due", "1-30", "31-60", "61-90", "90+")
+PROMISE_GRACE_DAYS = 3
+"""A promise is kept when its invoice is paid by the promised date plus this grace."""
+HELD_STATUSES = frozenset(
+    {
+        ItemStatus.disputed.value,
+        ItemStatus.paid_pending.value,
+        ItemStatus.payment_in_progress.value,
+    }
+)
+
+
+def hold_of(status: str, promise_date: date | None, pending_answer: str, on: date) -> str:
+    """Why an open invoice is on hold on `on` ('' when it asks for payment).
+
+    The one definition of a hold, used by the statement, the reminders, the run and the
+    lists: a customer's answer waiting for a collector, a dispute, a payment under way, a
+    promise still running (its date plus the grace not passed).
+    """
+    if pending_answer:
+        return f"answer_{pending_answer}"
+    if status in HELD_STATUSES:
+        return status
+    if status == ItemStatus.promised.value and (
+        promise_date is None or on <= promise_date + timedelta(days=PROMISE_GRACE_DAYS)
+    ):
+        return ItemStatus.promised.value
+    return ""
+
+
+def not_held_sql(alias: str = "i") -> str:
+    """`hold_of` as an SQL condition on an item row (one {} argument: `promise_floor(on)`),
+    for the lists that aggregate in the database; a test keeps the two in agreement."""
+    a = alias
+    held = "', '".join(sorted(HELD_STATUSES))
+    return (
+        f"({a}.pending_answer = '' AND {a}.status NOT IN ('{held}') "
+        f"AND NOT ({a}.status = 'promised' AND ({a}.promise_date IS NULL "
+        f"OR {a}.promise_date >= {{}})))"
+    )
+
+
+def promise_floor(on: date) -> date:
+    """The argument of `not_held_sql`: promises dated from this day on still hold on `on`."""
+    return on - timedelta(days=PROMISE_GRACE_DAYS)
+
+
+def promise_broken(status: str, promise_date: date | None, on: date) -> bool:
+    """A promise whose date plus the grace has passed with the invoice still open."""
+    return (
+        status == ItemStatus.promised.value
+        and promise_date is not None
+        and on > promise_date + timedelta(days=PROMISE_GRACE_DAYS)
+    )
 
 
 def bucket_for(days_late: int) -> str:
@@ -46,6 +99,9 @@ class OpenItem:
     comment: str
     po_number: str
     has_pdf: bool
+    pending_answer: str = ""
+    hold: str = ""
+    """Why the invoice is on hold ('' when it asks for payment): see `hold_of`."""
 
     @property
     def currency(self) -> str:
@@ -53,7 +109,17 @@ class OpenItem:
 
     @property
     def overdue(self) -> bool:
+        """Past its due date (held or not: see `to_pay`)."""
         return self.kind == ItemKind.invoice.value and self.days_late > 0
+
+    @property
+    def held(self) -> bool:
+        return bool(self.hold)
+
+    @property
+    def to_pay(self) -> bool:
+        """Overdue and not on hold: what a reminder asks to pay now."""
+        return self.overdue and not self.held
 
     @property
     def bucket(self) -> str:
@@ -72,18 +138,23 @@ class UnappliedPayment:
 
 @dataclass
 class CurrencyTotals:
-    """Every figure of the statement in one currency. `open` is what the customer owes net."""
+    """Every figure of the statement in one currency. `open` is what the customer owes net.
+
+    `overdue` is the one overdue figure of the product: past due and not on hold. Held
+    invoices (whatever their due date) are in `on_hold`, coming-due ones in `not_due`.
+    """
 
     currency: str
     overdue: Money
     not_due: Money
+    on_hold: Money
     credit_notes: Money
     unapplied_payments: Money
     buckets: dict[str, Money]
 
     @property
     def invoices_open(self) -> Money:
-        return self.overdue + self.not_due
+        return self.overdue + self.not_due + self.on_hold
 
     @property
     def credits(self) -> Money:
@@ -106,11 +177,16 @@ class Statement:
 
     @property
     def overdue(self) -> list[OpenItem]:
-        return [i for i in self.invoices if i.overdue]
+        """Past due and not on hold: what is asked for now."""
+        return [i for i in self.invoices if i.to_pay]
 
     @property
     def not_due(self) -> list[OpenItem]:
-        return [i for i in self.invoices if not i.overdue]
+        return [i for i in self.invoices if not i.overdue and not i.held]
+
+    @property
+    def on_hold(self) -> list[OpenItem]:
+        return [i for i in self.invoices if i.held]
 
     @property
     def currencies(self) -> list[str]:
@@ -131,6 +207,7 @@ def _totals_for(currency: str) -> CurrencyTotals:
         currency=currency,
         overdue=zero,
         not_due=zero,
+        on_hold=zero,
         credit_notes=zero,
         unapplied_payments=zero,
         buckets={b: zero for b in BUCKETS},
@@ -162,6 +239,7 @@ async def build_statement(customer_id: int, on: date) -> Statement:
             Item.comment,
             Item.po_number,
             Item.pdf_path,
+            Item.pending_answer,
         )
         .where(
             (Item.customer == customer_id)
@@ -189,6 +267,10 @@ async def build_statement(customer_id: int, on: date) -> Statement:
             comment=row["comment"],
             po_number=row["po_number"],
             has_pdf=bool(row["pdf_path"]),
+            pending_answer=row["pending_answer"],
+            hold=hold_of(row["status"], row["promise_date"], row["pending_answer"], on)
+            if row["kind"] == ItemKind.invoice.value
+            else "",
         )
         t = totals.setdefault(cur, _totals_for(cur))
         if line.kind == ItemKind.credit_note.value:
@@ -196,7 +278,9 @@ async def build_statement(customer_id: int, on: date) -> Statement:
             t.credit_notes += line.open
             continue
         statement.invoices.append(line)
-        if line.overdue:
+        if line.held:
+            t.on_hold += line.open
+        elif line.overdue:
             t.overdue += line.open
         else:
             t.not_due += line.open

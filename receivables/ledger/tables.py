@@ -50,6 +50,21 @@ class Company(Table, tablename="company"):
     )
     penalty_fixed_rate_bp = Integer(default=0, help_text="Annual rate for the 'fixed' policy, bp.")
     compensation_minor = BigInt(default=0, help_text="Fixed compensation per late invoice.")
+    timezone = Varchar(
+        length=64, default="UTC", help_text="IANA time zone: the company's 'today' and run hour."
+    )
+    dunning_min_minor = BigInt(
+        default=1000,
+        help_text="No reminder asks for payment when the overdue amount net of holds, in the "
+        "company currency, is under this (minor units).",
+    )
+    dunning_hour = Integer(default=7, help_text="Local hour from which the daily run starts.")
+    dunning_business_days = Boolean(
+        default=True, help_text="The scheduled run sends on Monday to Friday only."
+    )
+    formal_notice_days = Integer(
+        default=8, help_text="Days to pay given by a formal notice, counted from its posting."
+    )
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -93,6 +108,21 @@ class Customer(Table, tablename="customer"):
     )
     credit_limit_minor = BigInt(null=True, default=None)
     currency = Varchar(length=3, default="EUR", help_text="Currency of the credit limit.")
+    escalation = Integer(
+        default=1,
+        help_text="Number of the account's current escalation; the next one starts only once "
+        "nothing is overdue net of holds.",
+    )
+    escalation_step = Integer(
+        null=True, default=None, help_text="Step a collector set the account at, by hand."
+    )
+    escalation_step_on = Date(null=True, default=None)
+    escalation_started_on = Date(
+        null=True, default=None, help_text="When the running escalation made its first step."
+    )
+    last_reminder_on = Date(
+        null=True, default=None, help_text="Company date of the last dunning email queued."
+    )
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow(), auto_update=TimestamptzNow().python)
 
@@ -151,6 +181,12 @@ class Item(Table, tablename="item"):
     promise_date = Date(null=True, default=None)
     dispute_reason = Varchar(length=40, default="")
     comment = Text(default="")
+    pending_answer = Varchar(
+        length=10,
+        default="",
+        help_text="Kind of the customer's answer waiting for a collector (paid, promise, "
+        "dispute): the item is on hold until it is validated or rejected.",
+    )
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow(), auto_update=TimestamptzNow().python)
 
@@ -188,3 +224,25 @@ class Allocation(Table, tablename="allocation"):
     amount_minor = BigInt()
     created_at = Timestamptz(default=TimestamptzNow())
     reversed_at = Timestamptz(null=True, default=None)
+
+
+class PromiseToPay(Table, tablename="promise_to_pay"):
+    """A promise on one invoice: kept when paid by its date plus the grace, broken otherwise."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
+    class Status(str, Enum):
+        running = "running"
+        kept = "kept"
+        broken = "broken"
+        withdrawn = "withdrawn"
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
+    item = ForeignKey(Item, on_delete=OnDelete.restrict, index=True)
+    promised_for = Date()
+    made_on = Date()
+    source = Varchar(length=20, default="", help_text="portal, call, back office.")
+    status = Varchar(length=10, choices=Status, default=Status.running, index=True)
+    closed_on = Date(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())

@@ -34,7 +34,7 @@ class Category:
 CATEGORIES = (
     Category("email", "Emails", ("email.",)),
     Category("letter", "Letters", ("letter.",)),
-    Category("call", "Calls", ("call.",)),
+    Category("call", "Calls and notes", ("call.", "note.")),
     Category(
         "comment",
         "Comments and answers",
@@ -167,6 +167,20 @@ def _answer(d: dict[str, Any]) -> str:
     return "Customer answered"
 
 
+def _call(d: dict[str, Any]) -> str:
+    """What a call settled (its outcome and words are the lines under it)."""
+    parts = []
+    items = ", ".join(str(i) for i in d.get("items") or [])
+    if d.get("recorded") == "promise":
+        parts.append(f"promise to pay on {_day(d.get('promise_date'))} for {items}")
+    elif d.get("recorded") == "dispute":
+        parts.append(f"dispute ({_words(d.get('dispute_reason'))}) on {items}")
+    if d.get("callback_on"):
+        parts.append(f"call back on {_day(d['callback_on'])}")
+    title = "Call logged" + (f" for “{d['step']}”" if d.get("step") else "")
+    return title + (": " + "; ".join(parts) if parts else "")
+
+
 def describe(event: TimelineEvent) -> str:
     """One sentence for the event (its item is shown beside it); unknown kinds read as their
     name."""
@@ -181,6 +195,10 @@ def describe(event: TimelineEvent) -> str:
         return f"Email failed: {d.get('error', '')}".rstrip(": ")
     if kind == "item.status_changed":
         return "Status " + _status_change(d, "from", "to")
+    if kind == "call.logged":
+        return _call(d)
+    if kind == "note.added":
+        return "Note"
     if kind == "feedback.validated":
         return "Answer validated: " + _status_change(d, "status_before", "status_after")
     if kind == "feedback.rejected":

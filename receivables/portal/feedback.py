@@ -18,10 +18,12 @@ from typing import Any
 
 from receivables import history
 from receivables.access.tables import StaffUser
+from receivables.clock import company_today
 from receivables.db import atomic, is_postgres
 from receivables.documents import storage
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.ledger.promises import open_promise
 from receivables.ledger.tables import Company, Contact, Customer, Item, ItemKind, ItemStatus
 from receivables.mail.outbox import Recipient, queue_email
 from receivables.money import Money
@@ -231,6 +233,10 @@ async def submit_answer(
                 )
                 await row.save()
                 result.feedback_ids.append(row.id)
+                if answer.kind.value in HOLDING_KINDS:
+                    await Item.update({Item.pending_answer: answer.kind.value}).where(
+                        Item.id == item["id"]
+                    )
                 await history.record(
                     company_id=company.id,
                     actor=actor,
@@ -337,6 +343,8 @@ class PendingAnswer:
     paid_on: date | None
     dispute_reason: str
     created_at: datetime
+    text: str = ""
+    """The customer's own words."""
 
 
 async def pending_by_item(customer_id: int) -> dict[int, PendingAnswer]:
@@ -349,6 +357,7 @@ async def pending_by_item(customer_id: int) -> dict[int, PendingAnswer]:
             Feedback.paid_on,
             Feedback.dispute_reason,
             Feedback.created_at,
+            Feedback.text,
         )
         .where(
             (Feedback.customer == customer_id) & (Feedback.status == FeedbackStatus.pending.value)
@@ -363,6 +372,7 @@ async def pending_by_item(customer_id: int) -> dict[int, PendingAnswer]:
             r["paid_on"],
             r["dispute_reason"],
             r["created_at"],
+            r["text"],
         )
         for r in rows
     }
@@ -425,6 +435,27 @@ _DECIDED_COLUMNS = (
     Feedback.dispute_reason,
     Feedback.text,
 )
+
+
+HOLDING_KINDS = (FeedbackKind.paid.value, FeedbackKind.promise.value, FeedbackKind.dispute.value)
+"""Answers that put their invoice on hold until a collector decides; a question holds nothing."""
+
+
+async def _refresh_pending_answer(item_id: int) -> None:
+    """Keep `Item.pending_answer` in step with the answers still waiting on it (the latest)."""
+    latest = (
+        await Feedback.select(Feedback.kind)
+        .where(
+            (Feedback.item == item_id)
+            & (Feedback.status == FeedbackStatus.pending.value)
+            & Feedback.kind.is_in(list(HOLDING_KINDS))
+        )
+        .order_by(Feedback.id, ascending=False)
+        .first()
+    )
+    await Item.update({Item.pending_answer: latest["kind"] if latest else ""}).where(
+        Item.id == item_id
+    )
 
 
 async def _decide(feedback_id: int, actor: Actor, status: FeedbackStatus, note: str) -> dict:
@@ -510,6 +541,16 @@ async def validate(
                 values[Item.dispute_reason] = dispute_reason or fb["dispute_reason"]
         values[Item.status] = after
         await Item.update(values).where(Item.id == fb["item"])
+        await _refresh_pending_answer(fb["item"])
+        if after == ItemStatus.promised.value and values.get(Item.promise_date):
+            await open_promise(
+                company_id=fb["company"],
+                customer_id=fb["customer"],
+                item_id=fb["item"],
+                promised_for=values[Item.promise_date],
+                made_on=await company_today(fb["company"]),
+                source="portal",
+            )
         await history.record(
             company_id=fb["company"],
             actor=actor,
@@ -546,6 +587,7 @@ async def reject(
         raise ValueError("notify needs a PortalMail to compose and send the email")
     async with atomic():
         fb = await _decide(feedback_id, actor, FeedbackStatus.rejected, reason)
+        await _refresh_pending_answer(fb["item"])
         item = await Item.select(Item.status, Item.number).where(Item.id == fb["item"]).first()
         assert item is not None
         await history.record(

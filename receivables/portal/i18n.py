@@ -74,6 +74,8 @@ FR: dict[str, str] = {
     "Overdue": "En retard",
     "Coming due": "À échoir",
     "Not yet due": "Pas encore échu",
+    "On hold": "En attente",
+    "Being reviewed: not asked for now": "En cours d’examen : non réclamé pour l’instant",
     "Total open": "Total restant dû",
     "Everything still to pay": "Tout ce qui reste à payer",
     "After {amount} of credit notes and payments": "Après déduction de {amount} d’avoirs et de paiements",

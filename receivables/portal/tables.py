@@ -53,6 +53,18 @@ class DisputeReason(str, Enum):
     other = "other"
 
 
+DISPUTE_REASONS: dict[str, str] = {
+    DisputeReason.price.value: "Price",
+    DisputeReason.quantity.value: "Quantity",
+    DisputeReason.quality.value: "Quality",
+    DisputeReason.not_received.value: "Not received",
+    DisputeReason.already_credited.value: "Already credited",
+    DisputeReason.other.value: "Other",
+}
+"""What a customer reads for each reason (never the code): the English label, which is also
+its key in the portal's catalogue (`receivables.portal.i18n`) for the other languages."""
+
+
 class PaidMethod(str, Enum):
     transfer = "transfer"
     card = "card"

@@ -170,3 +170,66 @@ async def test_apikey_create_list_revoke(db, databases):
     assert await resolve_key(clear) is None
     again = run(["apikey", "revoke", clear[:10]], url)
     assert again.returncode == 1 and "no active key" in again.stderr
+
+
+# ------------------------------------------------------------------ relance demo
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_demo(folder: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL")}
+    return subprocess.Popen(
+        [RELANCE, "demo", "--port", str(_free_port()), "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**env, "COLUMNS": "400"},
+    )
+
+
+def _wait_for_lock(folder: Path, proc: subprocess.Popen[str]) -> None:
+    """The demo takes its folder's lock first thing, before touching the database."""
+    import time
+
+    deadline = time.monotonic() + 60
+    lock = folder / "relance-demo.lock"
+    while f'"pid": {proc.pid}' not in (lock.read_text() if lock.exists() else ""):
+        assert proc.poll() is None, "the demo stopped before taking its lock"
+        assert time.monotonic() < deadline, "the demo did not take its lock"
+        time.sleep(0.1)
+
+
+def test_a_second_demo_in_a_running_demos_folder_is_refused(tmp_path):
+    first = _start_demo(tmp_path)
+    try:
+        _wait_for_lock(tmp_path, first)
+        database = tmp_path / "relance-demo.sqlite3"
+        database.touch(exist_ok=True)
+        before = database.stat().st_ino
+        second = subprocess.run(
+            [RELANCE, "demo", "--port", str(_free_port()), "--dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "400"},
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "a demo is already running in" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert database.stat().st_ino == before, "the running demo's database was left alone"
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    # A demo that died without cleaning up leaves its lock to the next one.
+    third = _start_demo(tmp_path)
+    try:
+        _wait_for_lock(tmp_path, third)
+    finally:
+        third.kill()
+        third.wait(timeout=30)

@@ -24,7 +24,7 @@ from receivables.dunning.tables import (
     ReferenceRate,
     Scenario,
 )
-from receivables.history import HistoryEvent
+from receivables.history import Actor, HistoryEvent
 from receivables.ledger.tables import Company, Customer, Item, PayerProfile
 from receivables.mail.tables import OutboxMessage
 from receivables.settings import load_settings
@@ -100,9 +100,24 @@ async def world(app):
 
 
 async def progress(app, world, days: int) -> DunningAction:
-    """Run day after day from today-`days` to today; returns my customer's last action."""
+    """Run day after day from today-`days` to today, a collector confirming the reminders
+    and logging the calls of every day before today; returns my customer's last action."""
+    from receivables.dunning.agenda import CallInput, confirm_actions, log_call
+
+    collector = Actor.system("collector")
     for d in range(days, -1, -1):
-        await run_dunning(TODAY - timedelta(days=d), app.state.settings)
+        on = TODAY - timedelta(days=d)
+        await run_dunning(on, app.state.settings)
+        if d == 0:
+            break
+        for a in await DunningAction.select().where(
+            DunningAction.status.is_in(["due", "to_confirm"])
+            & (DunningAction.customer == world["mine"].id)
+        ):
+            if a["status"] == "to_confirm":
+                await confirm_actions([a["id"]], collector, app.state.settings, on)
+            elif a["channel"] == "phone":
+                await log_call(a["id"], CallInput(outcome="no_answer"), collector, on)
     return (
         await DunningAction.objects()
         .where(DunningAction.customer == world["mine"].id)
@@ -112,8 +127,9 @@ async def progress(app, world, days: int) -> DunningAction:
 
 
 async def test_the_agenda_shows_my_customers_actions_by_level(app, world):
-    # Bad payers: first reminder (automatic) then a second one to confirm 6 days later.
-    action = await progress(app, world, 6)
+    # Bad payers: first reminder (automatic) then a second one to confirm 7 days later (the
+    # scenario says 6, the spacing between two reminders 7).
+    action = await progress(app, world, 7)
     assert action.step_name == "Second reminder" and action.status == "to_confirm"
     async with app_client(app) as client:
         await sign_in(client, world["users"]["collector"].email)
@@ -127,7 +143,7 @@ async def test_the_agenda_shows_my_customers_actions_by_level(app, world):
 
 
 async def test_an_action_shows_its_email_built_from_the_template_and_issues_nothing(app, world):
-    action = await progress(app, world, 6)
+    action = await progress(app, world, 7)
     links = await PortalLink.count()
     async with app_client(app) as client:
         await sign_in(client, world["users"]["collector"].email)
@@ -144,7 +160,7 @@ async def test_an_action_shows_its_email_built_from_the_template_and_issues_noth
 
 
 async def test_the_collector_edits_and_sends_to_chosen_contacts(app, world):
-    action = await progress(app, world, 6)
+    action = await progress(app, world, 7)
     async with app_client(app) as client:
         token = await sign_in(client, world["users"]["collector"].email)
         form = {
@@ -191,7 +207,7 @@ async def test_the_collector_edits_and_sends_to_chosen_contacts(app, world):
 
 
 async def test_bulk_confirmation_sends_the_built_reminders(app, world):
-    action = await progress(app, world, 6)
+    action = await progress(app, world, 7)
     async with app_client(app) as client:
         token = await sign_in(client, world["users"]["collector"].email)
         r = await client.post(
@@ -209,7 +225,7 @@ async def test_bulk_confirmation_sends_the_built_reminders(app, world):
 
 
 async def test_a_call_records_a_promise_on_the_spot(app, world):
-    action = await progress(app, world, 9)
+    action = await progress(app, world, 10)
     assert action.step_name == "Phone call"
     promise = TODAY + timedelta(days=7)
     async with app_client(app) as client:
@@ -253,7 +269,7 @@ async def test_a_call_records_a_promise_on_the_spot(app, world):
 
 
 async def test_skip_and_postpone(app, world):
-    action = await progress(app, world, 9)
+    action = await progress(app, world, 10)
     async with app_client(app) as client:
         token = await sign_in(client, world["users"]["collector"].email)
         r = await client.post(
@@ -287,7 +303,7 @@ async def test_skip_and_postpone(app, world):
 
 
 async def test_the_formal_notice_letter_is_downloaded_and_marked_sent(app, world):
-    action = await progress(app, world, 14)
+    action = await progress(app, world, 15)
     assert action.step_name == "Formal notice" and action.channel == "letter"
     async with app_client(app) as client:
         token = await sign_in(client, world["users"]["collector"].email)
@@ -485,7 +501,7 @@ async def test_penalty_presets_and_reference_rates(app, world):
 
 
 async def test_a_call_records_a_dispute_and_the_page_shows_the_penalties(app, world):
-    action = await progress(app, world, 9)
+    action = await progress(app, world, 10)
     async with app_client(app) as client:
         token = await sign_in(client, world["users"]["collector"].email)
         page = await client.get(f"/backoffice/agenda/{action.id}")

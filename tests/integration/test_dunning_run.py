@@ -20,7 +20,7 @@ from receivables.dunning.tables import (
 )
 from receivables.history import Actor, HistoryEvent
 from receivables.ledger.allocations import allocate
-from receivables.ledger.tables import Item, ItemStatus, PayerProfile
+from receivables.ledger.tables import Company, Item, ItemStatus, PayerProfile
 from receivables.mail.outbox import send_due
 from receivables.mail.tables import OutboxMessage, OutboxStatus
 from receivables.money import Money
@@ -87,14 +87,14 @@ async def build(company=None):
         status="promised",
         promise_date=D + timedelta(days=5),
     )
-    c["G"] = await customer(company, n, "Golf")  # promise broken yesterday: back in
+    c["G"] = await customer(company, n, "Golf")  # promise broken (date + 3 days' grace): back in
     await make_item(
         c["G"],
         "60.00",
-        due=D - timedelta(days=4),
+        due=D - timedelta(days=5),
         number="G-1",
         status="promised",
-        promise_date=D - timedelta(days=1),
+        promise_date=D - timedelta(days=4),
     )
     c["H"] = await customer(company, n, "Hotel", blocked=True, blocked_reason="90 days")
     await make_item(c["H"], "40.00", due=D - timedelta(days=3), number="H-1")
@@ -155,11 +155,15 @@ async def test_the_run_creates_exactly_the_expected_actions_once(db):
     assert await DunningAction.count() == 7 and await OutboxMessage.count() == 5
 
 
-async def test_steps_follow_one_another_at_the_scenarios_intervals(db):
+async def test_steps_follow_one_another_and_firmer_ones_wait_for_the_collector(db):
+    from receivables.dunning.agenda import CallInput, confirm_actions, confirm_litigation, log_call
+    from receivables.dunning.letters import mark_letter_sent
+
     company = await make_company(penalty_policy="france", penalty_margin_bp=1000)
     await install_defaults(company.id)
     delta = await customer(company, PayerProfile.bad_payer, "Delta")
     await make_item(delta, "800.00", due=D - timedelta(days=8), number="D-1")
+    collector = Actor.system("collector")
 
     async def run(day: int) -> tuple[str, list[tuple[str, str, date]]]:
         report = await run_dunning(D + timedelta(days=day), settings_for())
@@ -172,22 +176,38 @@ async def test_steps_follow_one_another_at_the_scenarios_intervals(db):
     assert rows == [("First reminder", "done", D)]
     # The second reminder keeps its 6 days after the first (scenario: day 1 -> day 7).
     assert (await run(5))[0] == "0 actions created, 0 emails queued, 0 cancelled"
-    line, rows = await run(6)
-    assert rows[-1] == ("Second reminder", "to_confirm", D + timedelta(days=6))
-    # The call comes 3 days later; the unconfirmed reminder gives way to it.
-    line, rows = await run(9)
-    assert line == "1 actions created, 0 emails queued, 1 cancelled"
-    assert rows[1][1] == "cancelled" and rows[-1] == ("Phone call", "due", D + timedelta(days=9))
-    cancelled = await DunningAction.objects().get(DunningAction.step_name == "Second reminder")
-    assert cancelled.outcome == "superseded by Phone call"
-    line, rows = await run(14)
-    assert rows[-1] == ("Formal notice", "due", D + timedelta(days=14))
-    line, rows = await run(29)
-    assert rows[-1] == ("Hand over to litigation", "due", D + timedelta(days=29))
-    # In litigation, amicable collection has ended: nothing more, and the first reminder's
-    # email, never sent (no worker ran in this test), will not go either.
-    assert (await run(60))[0] == "0 actions created, 0 emails queued, 1 cancelled"
-    first = await OutboxMessage.objects().first()
+    line, rows = await run(7)
+    assert rows[-1] == ("Second reminder", "to_confirm", D + timedelta(days=7))
+    # Nobody confirms it: the call does not supersede it, nothing firmer comes.
+    line, rows = await run(12)
+    assert line == "0 actions created, 0 emails queued, 0 cancelled"
+    assert rows[-1] == ("Second reminder", "to_confirm", D + timedelta(days=7))
+    assert (await confirm_actions([2], collector, settings_for(), D + timedelta(days=14))).done
+    line, rows = await run(15)  # the call: 3 days after the reminder was sent (day 14)
+    assert line == "0 actions created, 0 emails queued, 0 cancelled"
+    line, rows = await run(17)
+    assert rows[-1] == ("Phone call", "due", D + timedelta(days=17))
+    await log_call(3, CallInput(outcome="no_answer"), collector, D + timedelta(days=17))
+    line, rows = await run(22)
+    assert rows[-1] == ("Formal notice", "due", D + timedelta(days=22))
+    # Litigation is never offered before the notice is posted and its deadline passed.
+    assert (await run(60))[0] == "0 actions created, 0 emails queued, 0 cancelled"
+    await mark_letter_sent(
+        4, D + timedelta(days=61), collector, settings_for(), D + timedelta(days=61)
+    )
+    # The deadline passed on day 70; the scenario keeps its 15 days after the notice (76).
+    assert (await run(75))[0] == "0 actions created, 0 emails queued, 0 cancelled"
+    line, rows = await run(76)
+    assert rows[-1] == ("Hand over to litigation", "due", D + timedelta(days=76))
+    litigation = await DunningAction.objects().get(DunningAction.id == 5)
+    assert litigation.mode == "manual" and "Confirm" in litigation.held_reason
+    # Offered, not done: the account is not in litigation until a collector confirms.
+    assert (await run(77))[0] == "0 actions created, 0 emails queued, 0 cancelled"
+    await confirm_litigation(5, "file sent to the lawyer", collector, D + timedelta(days=77))
+    # In litigation, amicable collection has ended: nothing more, and the unsent reminders
+    # (no worker ran in this test) will not go either.
+    assert (await run(90))[0] == "0 actions created, 0 emails queued, 1 cancelled"
+    first = await OutboxMessage.objects().order_by(OutboxMessage.id).first()
     assert first.status == "cancelled" and first.last_error == "the account is in litigation"
     assert [r[0] for r in rows] == [
         "First reminder",
@@ -196,6 +216,7 @@ async def test_steps_follow_one_another_at_the_scenarios_intervals(db):
         "Formal notice",
         "Hand over to litigation",
     ]
+    assert await HistoryEvent.exists().where(HistoryEvent.kind == "dunning.litigation_confirmed")
 
 
 async def test_a_passed_promise_is_marked_broken_and_back_in_the_scenario(db):
@@ -205,7 +226,7 @@ async def test_a_passed_promise_is_marked_broken_and_back_in_the_scenario(db):
     assert item.status == ItemStatus.open.value and item.promise_date is None
     broken = await HistoryEvent.select().where(HistoryEvent.kind == "promise.broken")
     assert len(broken) == 1 and broken[0]["item"] == item.id
-    assert json.loads(broken[0]["details"])["promise_date"] == str(D - timedelta(days=1))
+    assert json.loads(broken[0]["details"])["promise_date"] == str(D - timedelta(days=4))
     # The running promise (F) is untouched.
     assert (await Item.objects().get(Item.number == "F-1")).status == ItemStatus.promised.value
     # A second run does not mark it again.
@@ -382,8 +403,60 @@ async def test_the_worker_runs_the_day_once(db):
     from receivables.dunning.run import scheduled_run
 
     company, c = await build()
+    # Any hour, any day of the week: this test runs whenever CI does.
+    await Company.update({Company.dunning_hour: 0, Company.dunning_business_days: False}).where(
+        Company.id == company.id
+    )
     first = await scheduled_run(settings_for())  # today, whatever today is
-    assert first is not None and first.created == await DunningAction.count() > 0
-    assert await scheduled_run(settings_for()) is None  # today's run is done
+    assert len(first) == 1 and first[0].created == await DunningAction.count() > 0
+    assert await scheduled_run(settings_for()) == []  # today's run is done
     runs = await DunningRun.select(DunningRun.triggered_by, DunningRun.finished_at)
     assert len(runs) == 1 and runs[0]["triggered_by"] == "worker" and runs[0]["finished_at"]
+
+
+async def test_paying_or_promising_the_oldest_keeps_the_accounts_level(db):
+    """The demo's complaint: paying the oldest invoice restarted at the friendliest step."""
+    server, rec, port = await start_smtp()
+    try:
+        company = await make_company()
+        await install_defaults(company.id)
+        buyer = await customer(company, PayerProfile.negligent, "Kilo")
+        oldest = await make_item(buyer, "500.00", due=D - timedelta(days=20), number="K-1")
+        await make_item(buyer, "300.00", due=D - timedelta(days=10), number="K-2")
+        await make_item(buyer, "200.00", due=D - timedelta(days=4), number="K-3")
+        settings = settings_for(port)
+
+        async def day(n: int) -> list[str]:
+            await run_dunning(D + timedelta(days=n), settings)
+            await send_due(settings)
+            return [str(m["Subject"]) for m in rec.messages]
+
+        assert len(await day(0)) == 1  # the first reminder, 20 days late
+        # The customer pays the oldest by card the same day: nothing more that day, or the next.
+        payment = await make_payment(buyer, "500.00")
+        await allocate(payment.id, oldest.id, Money(Decimal("500.00"), "EUR"), Actor.system())
+        assert len(await day(0)) == 1
+        assert len(await day(1)) == 1
+        # The next reminder is the next step (second reminder, to confirm), never the first
+        # again: at its date from the new anchor (K-2, due D-10: D+5) but no sooner after the
+        # first than the scenario spaces them (+3 -> +15: 12 days, D+12).
+        for n in range(2, 12):
+            assert len(await day(n)) == 1
+        assert (await run_dunning(D + timedelta(days=12), settings)).created == 1
+        steps = [
+            r["step_name"]
+            for r in await DunningAction.select(DunningAction.step_name).order_by(DunningAction.id)
+        ]
+        assert steps == ["First reminder", "Second reminder"]
+        # A promise on K-2 ("will pay on"): K-3 still asks, the level stays where it is.
+        await Item.update(
+            {Item.status: ItemStatus.promised.value, Item.promise_date: D + timedelta(days=30)}
+        ).where(Item.number == "K-2")
+        for n in range(13, 20):
+            await run_dunning(D + timedelta(days=n), settings)
+        assert "First reminder" not in [
+            r["step_name"]
+            for r in await DunningAction.select(DunningAction.step_name).where(DunningAction.id > 2)
+        ]
+    finally:
+        server.close()
