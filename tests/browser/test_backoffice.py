@@ -123,8 +123,9 @@ async def test_collector_validates_a_promise_and_sees_it_on_the_account(demo, br
     assert await page.locator("table.bo-customers tbody tr").count() == 1
 
     # The collector's notification email (captured by the demo) links to the answer: its
-    # invoice's page, which now says the answer was already validated.
-    for _ in range(30):
+    # invoice's page, which now says the answer was already validated. The demo's worker
+    # may still be sending the replayed days' mail first: wait for it, up to 90 s.
+    for _ in range(180):
         await page.goto(demo.base_url + "/backoffice/mail")
         notice = page.locator("table a.strong", has_text=number)
         if await notice.count():

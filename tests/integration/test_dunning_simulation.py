@@ -53,7 +53,7 @@ async def simulate(db: str, attended: bool, tmp_path: Path) -> None:
             penalty_policy="france", penalty_margin_bp=1000, email="ar@seller.example"
         )
         await install_defaults(company.id)
-        buyers = await population(company)
+        buyers = await population(company, repeat=1)
         by_email = {b.email: b for b in buyers}
         by_id = {b.customer.id: b for b in buyers}
         seen = 0
