@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.config.allowed_hosts import AllowedHostsConfig
@@ -22,9 +23,11 @@ from litestar.template.config import TemplateConfig
 from piccolo.engine.base import Engine
 
 from receivables import db
+from receivables.documents.pdf import stop_renderers
 from receivables.errors import AllocationRefused, Conflict, InvalidInput, NotFound
 from receivables.ledger.tables import Company
-from receivables.settings import Settings
+from receivables.settings import Settings, get_settings
+from web.client_address import ClientAddressMiddleware
 from web.filters import register_filters
 from web.middleware import access_log, security_headers
 
@@ -148,10 +151,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if own_engine:
-            await db.start(engine)
+            await db.start(engine, pool_size=settings.database_pool_size)
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(stop_renderers)
             if own_engine:
                 await db.stop(engine)
 
@@ -173,6 +177,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
             instance=JinjaTemplateEngine.from_environment(template_environment())
         ),
         plugins=[HTMXPlugin()],
+        middleware=[ClientAddressMiddleware(settings.trusted_proxies)],
         before_send=[security_headers, access_log],
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         exception_handlers={
@@ -192,6 +197,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
     app.state.settings = settings
     app.state.demo = demo
     return app
+
+
+def create_app_from_env() -> Litestar:
+    """`relance serve`'s app factory: each server process reads the settings, sets up its
+    logs and builds its app (its own database pool and PDF renderers)."""
+    from web.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def _openapi():

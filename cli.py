@@ -36,7 +36,7 @@ def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
     async def run() -> Any:
         engine = db.make_engine(settings.database_url)
         db.use_engine(engine)
-        await db.start(engine)
+        await db.start(engine, pool_size=settings.database_pool_size)
         try:
             return await work()
         finally:
@@ -88,22 +88,32 @@ def migrate() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes; each has its own database pool (DATABASE_POOL_SIZE).",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Serve the web application (portal, back office, API, webhooks)."""
     import uvicorn
 
-    from app import create_app
     from web.logs import configure_logging
 
-    settings = _settings()
+    settings = _settings()  # checked here, so a bad value stops the start with its name
     configure_logging(settings.log_level)
     uvicorn.run(
-        create_app(settings),
+        "app:create_app_from_env",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
         access_log=False,
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-For is read by the app, from TRUSTED_PROXIES only (web/client_address.py);
+        # uvicorn's own handling would trust 127.0.0.1 whatever the setting says.
+        proxy_headers=False,
         server_header=False,
     )
 
@@ -336,20 +346,84 @@ def history() -> None:
 
 
 @history.command(name="verify")
-def history_verify() -> None:
-    """Check every company's hash chain; report the first broken link."""
+@click.option(
+    "--against",
+    "kept",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of checkpoint lines kept outside the database (`checkpoint --export`).",
+)
+def history_verify(kept: Path | None) -> None:
+    """Check every chain link by link and against the latest checkpoint; exit 1 on a problem."""
     from receivables.history import verify
 
     settings = _settings(require_secret=False)
-    report = _with_db(settings, verify)
+    lines = kept.read_text().splitlines() if kept else ()
+    report = _with_db(settings, lambda: verify(settings, against=lines))
+    latest = report.checkpoint
+    sealed = (
+        f"checkpoint #{latest.number} of {latest.made_at:%Y-%m-%d %H:%M} UTC"
+        + ("" if report.seals_checked else " (not authenticated: SECRET_KEY is not set)")
+        if latest
+        else "no checkpoint yet (`relance history checkpoint`)"
+    )
     if report.ok:
-        out.print(f"History intact: {report.checked} events checked.")
+        out.print(
+            f"History intact: {report.checked} events checked in {report.chains} chains; "
+            f"{sealed}; {report.unsealed} events since.",
+            soft_wrap=True,
+        )
+        if kept:
+            out.print(f"Every checkpoint in {kept} is in the database as it was kept.")
         return
+    for problem in report.problems:
+        where = f"at event {problem.event_id}" if problem.event_id is not None else "in its seals"
+        chain = f", chain {problem.chain}" if problem.chain else ""
+        out.print(
+            f"History BROKEN {where} ({problem.kind}{chain}): {problem.message}.",
+            markup=False,
+            soft_wrap=True,
+        )
     out.print(
-        f"History BROKEN at event {report.broken_event_id} (company {report.company_id}): "
-        f"{report.reason}. {report.checked - 1} events before it are intact."
+        f"{len(report.problems)} problem(s); {report.checked} events checked; {sealed}.",
+        soft_wrap=True,
     )
     sys.exit(1)
+
+
+@history.command(name="checkpoint")
+@click.option(
+    "--export",
+    "export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append the checkpoint's line to this file (keep it outside the database).",
+)
+def history_checkpoint(export: Path | None) -> None:
+    """Seal every chain's head now (HMAC under a key derived from SECRET_KEY); print its line."""
+    from receivables.history import HistoryBroken, checkpoint_all
+
+    settings = _settings()
+
+    async def run():
+        try:
+            return await checkpoint_all(settings, made_by="relance history checkpoint")
+        except HistoryBroken as exc:
+            return exc
+
+    result = _with_db(settings, run)
+    if isinstance(result, HistoryBroken):
+        for problem in result.problems:
+            console.print(f"  - {problem}", markup=False, soft_wrap=True)
+        _fail("the history does not match its chains or checkpoints; nothing sealed")
+    if export:
+        with export.open("a") as kept:
+            kept.write(result.line() + "\n")
+    console.print(
+        f"Checkpoint #{result.number}: {result.chains} chains, {result.events} events "
+        f"({result.changed} changed since the last one)."
+        + (f" Line appended to {export}." if export else ""),
+        soft_wrap=True,
+    )
+    out.print(result.line(), soft_wrap=True)
 
 
 @main.command()
@@ -535,7 +609,13 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
         app = create_app(settings, engine=engine, demo=True)
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host=host, port=port, access_log=False, log_config=None, server_header=False
+                app,
+                host=host,
+                port=port,
+                access_log=False,
+                log_config=None,
+                server_header=False,
+                proxy_headers=False,  # the app reads X-Forwarded-For from TRUSTED_PROXIES only
             )
         )
         stop = asyncio.Event()
@@ -607,6 +687,7 @@ def dunning_run(on: Any) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from receivables.dunning.run import run_dunning, run_today
+    from receivables.dunning.schedule import checkpoint_history
 
     settings = _settings()
     day = on.date() if on else None
@@ -624,14 +705,16 @@ def dunning_run(on: Any) -> None:
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = _with_db(
-            settings,
-            lambda: (
+        async def run_and_seal():
+            report = await (
                 run_dunning(day, settings, progress=on_progress, triggered_by="cli")
                 if day
                 else run_today(settings, progress=on_progress, triggered_by="cli")
-            ),
-        )
+            )
+            await checkpoint_history(settings, "dunning run (cli)")
+            return report
+
+        report = _with_db(settings, run_and_seal)
     if report.broken_promises:
         console.print(f"{report.broken_promises} broken promise(s) marked in the history.")
     if report.kept_promises:

@@ -23,6 +23,7 @@ from backoffice.security import (
 from receivables.access import login_throttle
 from receivables.access.staff import authenticate
 from receivables.access.tables import Role
+from web.client_address import client_ip
 
 
 def _login_page(
@@ -58,7 +59,7 @@ async def login_submit(request: Request) -> Template | Redirect:
     email = str(form.get("email", "")).strip()
     password = str(form.get("password", ""))
     target = safe_next(str(form.get("next", "")))
-    address = request.client.host if request.client else "unknown"
+    address = client_ip(request) or "unknown"
     if not email or not password:
         return _login_page(
             request,
@@ -67,7 +68,7 @@ async def login_submit(request: Request) -> Template | Redirect:
             error="Enter your email and your password.",
             status_code=422,
         )
-    verdict = await login_throttle.check(address, email)
+    verdict = await login_throttle.attempt(address, email)
     if not verdict.allowed:
         minutes = max(1, round(verdict.retry_after / 60))
         page = _login_page(
@@ -82,7 +83,6 @@ async def login_submit(request: Request) -> Template | Redirect:
         return page
     user = await authenticate(email, password)
     if user is None:
-        await login_throttle.record_failure(address, email)
         return _login_page(
             request,
             next_path=target,
@@ -90,7 +90,7 @@ async def login_submit(request: Request) -> Template | Redirect:
             error="That email and password do not match an active account.",
             status_code=401,
         )
-    await login_throttle.clear(address, email)
+    await login_throttle.succeeded(address, email)
     sign_in(request, user)
     return Redirect(path=target, status_code=303)
 

@@ -1,5 +1,6 @@
-"""Mail as it left and as it arrived: outbox messages (the exact content sent to a customer)
-and, in the demo, what the local SMTP server captured.
+"""Mail as it left and as it arrived: outbox messages (the content sent to a customer, its
+portal link redacted, with the SHA-256 of the exact bytes sent) and, in the demo, what the
+local SMTP server captured (links redacted too). No page here shows a working portal token.
 
 An HTML body is shown in a sandboxed <iframe> whose document comes from its own URL with
 its own policy: no scripts, no network, inline styles only (mail is written that way), and
@@ -7,6 +8,8 @@ framable by the back office alone.
 """
 
 from __future__ import annotations
+
+from email.header import decode_header, make_header
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
@@ -18,6 +21,7 @@ from backoffice.security import ALL_STAFF, roles
 from receivables.errors import NotFound
 from receivables.ledger.tables import Customer
 from receivables.mail.captured import get_captured, list_captured
+from receivables.mail.sealed_links import redact
 from receivables.mail.tables import OutboxMessage
 
 FRAMED_HEADERS = {
@@ -42,9 +46,15 @@ def _framed(html: str) -> Response:
 
 
 async def _message(message_id: int) -> OutboxMessage:
+    """The stored copy, links redacted once more on the way out (rows written before links
+    were sealed are redacted by the worker and the migration; this is the last guard)."""
     message = await OutboxMessage.objects().get(OutboxMessage.id == message_id)
     if message is None:
         raise NotFound(f"email {message_id}")
+    message.subject = redact(message.subject)
+    message.text_body = redact(message.text_body)
+    message.html_body = redact(message.html_body)
+    message.sealed_token = ""
     return message
 
 
@@ -60,7 +70,9 @@ async def email_view(request: Request, message_id: FromPath[int]) -> Template:
         page_title=message.subject,
         message=message,
         customer=customer,
-        recipients=message.to_addrs.splitlines(),
+        recipients=[
+            str(make_header(decode_header(line))) for line in message.to_addrs.splitlines()
+        ],
     )
 
 

@@ -1,15 +1,24 @@
-"""The outbox sending 2,000 messages to an aiosmtpd server in another process, against raw
-aiosmtplib at the same concurrency, in the same run.
+"""The outbox sending reminders to an aiosmtpd server in another process, against raw
+aiosmtplib sending the same messages over as many connections, in the same run.
 
-    python bench/outbox.py [--messages 2000] [--concurrency 1,4] [--engines sqlite,postgres]
+    python bench/outbox.py [--messages 2000] [--rounds 3] [--concurrency 1,4]
+                           [--engines sqlite,postgres]
 
-The SMTP server (aiosmtpd, accepting everything) runs in a child process and counts what
-it received. For each engine and concurrency C: 2,000 reminders are queued (a 3 KB plain
-part and an 8 KB HTML part, as dunning emails are), then C outbox workers (`send_due`,
-each claiming batches and sending over one reused connection per batch) drain them; then
-raw aiosmtplib sends the same 2,000 messages over C connections, with no database. The
-difference is what the outbox costs: the claim, the status update and the history event
-per message. Prints figures; asserts nothing.
+The SMTP server (aiosmtpd, accepting everything) runs in a child process and counts what it
+received. For each engine and concurrency C: a warm-up of both sides, then `--rounds`
+rounds, A/B order alternating (outbox first, then raw first, ...). In each round N
+reminders are queued (untimed; a 3 KB plain part and an 8 KB HTML part as dunning emails
+have, each with its own sealed portal link), then:
+
+- outbox: C workers (`send_due`, claiming batches of 50, one reused connection per batch)
+  send them: claim, unseal the link, build the bytes, SHA-256, SMTP, mark sent with its
+  history event;
+- raw: the same N messages built from the same rows with the same builder
+  (`build_message`, working link included) and sent with aiosmtplib over C connections,
+  no database.
+
+Prints each round and the ratio outbox/raw in messages per second (1.00: the outbox costs
+nothing). Asserts nothing but the counts.
 """
 
 from __future__ import annotations
@@ -17,27 +26,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 import asyncpg
 
 from receivables import db
+from receivables.db import atomic
 from receivables.history import Actor
 from receivables.ledger.tables import Company, Customer
-from receivables.mail.outbox import Recipient, build_mime, queue_email, send_due
+from receivables.mail.outbox import Recipient, build_message, queue_email, send_due
+from receivables.mail.sealed_links import unseal
 from receivables.mail.tables import OutboxMessage
 from receivables.settings import load_settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+SECRET = "b" * 40
 TEXT = ("Dear customer, please find your statement below. " * 60)[:3000]
 HTML = "<p>" + ("Dear customer, please find your statement below. " * 160)[:8000] + "</p>"
+WARM_UP = 200
 
 SERVER = r"""
 import asyncio, sys
@@ -69,9 +82,11 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
         self.port = int(self.proc.stdout.readline())
 
     def count(self) -> int:
+        assert self.proc.stdout is not None and self.proc.stdin is not None
         self.proc.stdin.write("?\n")
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
@@ -81,19 +96,29 @@ class Server:
         self.proc.wait()
 
 
-async def queue(company_id: int, customer_id: int, n: int) -> None:
-    for i in range(n):
-        await queue_email(
-            company_id=company_id,
-            customer_id=customer_id,
-            kind="reminder",
-            mail_from="Atelier Lumière <ar@seller.example>",
-            to=[Recipient(f"ap{i}@buyer.example", "Accounts payable")],
-            subject=f"Statement {i}",
-            text_body=TEXT,
-            html_body=HTML,
-            actor=Actor.system("bench"),
-        )
+async def queue(company_id: int, customer_id: int, n: int) -> list[dict]:
+    """Queue `n` reminders, each with its own (made-up) portal token; returns their rows."""
+    ids = []
+    for start in range(0, n, 500):
+        async with atomic():
+            for i in range(start, min(n, start + 500)):
+                token = f"{uuid.uuid4().hex}AbCdEfGh.{uuid.uuid4().hex[:24]}"
+                url = f"https://relance.example/p/{token}"
+                message = await queue_email(
+                    company_id=company_id,
+                    customer_id=customer_id,
+                    kind="reminder",
+                    mail_from="Atelier Lumière <ar@seller.example>",
+                    to=[Recipient(f"ap{i}@buyer.example", "Accounts payable")],
+                    subject=f"Statement {i}",
+                    text_body=f"{TEXT}\n{url}\n",
+                    html_body=f'{HTML}<p><a href="{url}">View and pay</a></p>',
+                    actor=Actor.system("bench"),
+                    portal_token=token,
+                    secret_key=SECRET,
+                )
+                ids.append(message.id)
+    return await OutboxMessage.select().where(OutboxMessage.id.is_in(ids))
 
 
 async def outbox_run(settings, n: int, concurrency: int, server: Server) -> float:
@@ -108,25 +133,30 @@ async def outbox_run(settings, n: int, concurrency: int, server: Server) -> floa
     return elapsed
 
 
-async def raw_run(port: int, messages: list[EmailMessage], concurrency: int, server: Server):
+async def raw_run(port: int, rows: list[dict], concurrency: int, server: Server) -> float:
+    """The same messages, built by the same code, over `concurrency` connections."""
     before = server.count()
-    chunks = [messages[k::concurrency] for k in range(concurrency)]
+    tokens = {r["id"]: unseal(r["sealed_token"], SECRET, r["message_id"]) for r in rows}
+    chunks = [rows[k::concurrency] for k in range(concurrency)]
 
-    async def one(chunk: list[EmailMessage]) -> None:
+    async def one(chunk: list[dict]) -> None:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
         await client.connect()
-        for msg in chunk:
-            await client.send_message(msg)
+        for row in chunk:
+            raw = build_message(row, token=tokens[row["id"]])
+            await client.sendmail("ar@seller.example", [f"{row['id']}@buyer.example"], raw)
         await client.quit()
 
     t0 = time.perf_counter()
     await asyncio.gather(*[one(c) for c in chunks])
     elapsed = time.perf_counter() - t0
-    assert server.count() - before == len(messages)
+    assert server.count() - before == len(rows)
     return elapsed
 
 
-async def bench(name: str, n: int, levels: list[int], folder: Path, server: Server) -> None:
+async def bench(
+    name: str, n: int, rounds: int, levels: list[int], folder: Path, server: Server
+) -> list[float]:
     pg_name = None
     if name == "postgres":
         pg_name = f"relance_bench_{uuid.uuid4().hex[:8]}"
@@ -138,8 +168,9 @@ async def bench(name: str, n: int, levels: list[int], folder: Path, server: Serv
         url = f"sqlite:///{folder / f'bench-outbox-{uuid.uuid4().hex[:6]}.sqlite3'}"
     engine = db.make_engine(url)
     settings = load_settings(
-        {"SECRET_KEY": "b" * 40, "DATABASE_URL": url, "SMTP_PORT": str(server.port)}
+        {"SECRET_KEY": SECRET, "DATABASE_URL": url, "SMTP_PORT": str(server.port)}
     )
+    ratios: list[float] = []
     try:
         await db.migrate(engine)
         await db.start(engine)
@@ -148,31 +179,50 @@ async def bench(name: str, n: int, levels: list[int], folder: Path, server: Serv
         customer = Customer(company=company.id, ref="C1", name="Buyer")
         await customer.save()
         for concurrency in levels:
-            t0 = time.perf_counter()
-            await queue(company.id, customer.id, n)
-            t_queue = time.perf_counter() - t0
-            rows = await OutboxMessage.select().where(OutboxMessage.status == "queued")
-            messages = [build_mime(r) for r in rows]
-            t_outbox = await outbox_run(settings, n, concurrency, server)
-            t_raw = await raw_run(server.port, messages, concurrency, server)
+            rows = await queue(company.id, customer.id, WARM_UP)
+            await raw_run(server.port, rows, concurrency, server)
+            await outbox_run(settings, WARM_UP, concurrency, server)
+            level: list[float] = []
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                rows = await queue(company.id, customer.id, n)
+                t_queue = time.perf_counter() - t0
+                if r % 2 == 0:
+                    t_outbox = await outbox_run(settings, n, concurrency, server)
+                    t_raw = await raw_run(server.port, rows, concurrency, server)
+                else:
+                    t_raw = await raw_run(server.port, rows, concurrency, server)
+                    t_outbox = await outbox_run(settings, n, concurrency, server)
+                ratio = t_raw / t_outbox
+                level.append(ratio)
+                print(
+                    f"[{name}] round {r + 1} ({'outbox first' if r % 2 == 0 else 'raw first'}), "
+                    f"{n} messages, {concurrency} connection(s): "
+                    f"outbox {n / t_outbox:,.0f} msg/s, raw aiosmtplib {n / t_raw:,.0f} msg/s, "
+                    f"outbox/raw {ratio:.2f}; queueing took {t_queue:.1f} s "
+                    f"({n / t_queue:,.0f} msg/s)",
+                    flush=True,
+                )
             print(
-                f"[{name}] {n} messages, {concurrency} connection(s): "
-                f"outbox {n / t_outbox:,.0f} msg/s ({t_outbox:.1f} s), "
-                f"raw aiosmtplib {n / t_raw:,.0f} msg/s ({t_raw:.1f} s), "
-                f"outbox/raw {t_outbox / t_raw:.2f}x; queueing them took {t_queue:.1f} s "
-                f"({n / t_queue:,.0f} msg/s)"
+                f"[{name}] {concurrency} connection(s): "
+                f"outbox/raw median {statistics.median(level):.2f} "
+                f"(min {min(level):.2f}, max {max(level):.2f}) over {rounds} rounds",
+                flush=True,
             )
+            ratios += level
     finally:
         await db.stop(engine)
         if pg_name:
             admin = await asyncpg.connect(PG_ADMIN)
             await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
             await admin.close()
+    return ratios
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--engines", default="sqlite,postgres")
     args = parser.parse_args()
@@ -181,7 +231,9 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for name in args.engines.split(","):
-                asyncio.run(bench(name.strip(), args.messages, levels, Path(tmp), server))
+                asyncio.run(
+                    bench(name.strip(), args.messages, args.rounds, levels, Path(tmp), server)
+                )
     finally:
         server.stop()
 

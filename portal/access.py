@@ -24,8 +24,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from portal.limits import RateLimiter
 from portal.mailing import TemplateComposer
+from receivables.access.rate_limits import RateLimit, client_bucket
 from receivables.portal.deep_links import landing
 from receivables.portal.emails import PortalMail
 from receivables.portal.fresh_links import send_fresh_links
@@ -33,12 +33,16 @@ from receivables.portal.i18n import LANGUAGES, choose_language, locale_for, tran
 from receivables.portal.sessions import SESSION_HOURS, Visit, csrf_ok, exchange_link, visit_for
 from receivables.portal.sessions import set_language as remember_language
 from receivables.settings import Settings
+from web.client_address import client_ip
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION_COOKIE = "relance_portal"
 FORM_COOKIE = "relance_portal_form"
-LINK_LIMIT = RateLimiter(limit=30, window_seconds=60)
-RESEND_LIMIT = RateLimiter(limit=5, window_seconds=600)
+# Per client address, in the database: they hold across every web process.
+LINK_LIMIT = RateLimit("portal.link", limit=30, window_seconds=60)
+"""Link openings: slows guessing."""
+RESEND_LIMIT = RateLimit("portal.fresh_link", limit=5, window_seconds=600)
+"""Fresh-link requests: slows mail bombing (each account also gets at most one per 15 min)."""
 PORTAL_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
@@ -61,10 +65,6 @@ class TooManyAttempts(Exception):
 
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 def portal_mail(request: Request) -> PortalMail:
@@ -148,7 +148,7 @@ def _dead_link_page(request: Request, *, sent: bool = False, status: int = 404) 
 @get("/{token:str}", name="portal:open", include_in_schema=False)
 async def open_link(request: Request, token: FromPath[str]) -> Response:
     ip = client_ip(request)
-    if (wait := LINK_LIMIT.hit(ip)) is not None:
+    if (wait := await LINK_LIMIT.hit(client_bucket(ip))) is not None:
         raise TooManyAttempts(wait)
     settings = settings_of(request)
     raw = await exchange_link(
@@ -170,7 +170,7 @@ async def open_link(request: Request, token: FromPath[str]) -> Response:
 async def ask_fresh_link(request: Request, token: FromPath[str]) -> Response:
     """Same answer whatever the token: never tells whether an account exists."""
     ip = client_ip(request)
-    if (wait := RESEND_LIMIT.hit(ip)) is not None:
+    if (wait := await RESEND_LIMIT.hit(client_bucket(ip))) is not None:
         raise TooManyAttempts(wait)
     settings = settings_of(request)
     form = await request.form()

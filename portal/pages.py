@@ -16,7 +16,7 @@ from portal.access import ROOT, page_context, settings_of
 from portal.display import TYPES, Listing, group_iban, statement_context, status_text
 from receivables.clock import customer_today
 from receivables.documents import storage
-from receivables.documents.pdf import Assets, cached_pdf, render_pdf_async
+from receivables.documents.pdf import Assets, cached_pdf
 from receivables.documents.xlsx import statement_xlsx_async
 from receivables.money import Money
 from receivables.portal.account import AccountView, account_view, invoice_of, record_visit
@@ -94,8 +94,15 @@ def render_document(request: Request, template: str, ctx: dict[str, Any]) -> str
 async def statement_pdf(request: Request, visit: NamedDependency[Visit]) -> Response:
     ctx = await page_data(visit, Listing.parse("all", None, None, "all"))
     html = render_document(request, "documents/statement.html", ctx)
-    pdf = await render_pdf_async(html, assets_of(request))
-    await record_visit(visit, "portal.document_downloaded", document="statement_pdf")
+    # Cached under the hash of its HTML: the account's figures, statuses, date and language
+    # are all in it, so the cache serves exactly what a new rendering would.
+    pdf, cached = await cached_pdf(html, assets_of(request))
+    await record_visit(
+        visit,
+        "portal.document_downloaded",
+        document="statement_pdf",
+        source="cache" if cached else "generated",
+    )
     st = ctx["statement"]
     return download(
         pdf, "application/pdf", _filename("statement", st.customer.ref, str(st.on)) + ".pdf"

@@ -78,10 +78,14 @@ async def atomic() -> AsyncIterator[None]:
             yield
 
 
-async def start(engine: Engine) -> None:
-    """Open pools (Postgres) and set per-file pragmas (SQLite)."""
+DEFAULT_POOL_SIZE = 5
+
+
+async def start(engine: Engine, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    """Open the pool of at most `pool_size` connections (Postgres: DATABASE_POOL_SIZE) and
+    set per-file pragmas (SQLite)."""
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=1, max_size=10)
+        await engine.start_connection_pool(min_size=1, max_size=pool_size)
     else:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
-from receivables.access.login_throttle import LoginFailure
+from receivables.access.rate_limits import RateLimitWindow
 from receivables.access.tables import ApiKey, PortalLink, StaffUser
+from receivables.dunning.schedule import DunningSchedule
 from receivables.dunning.tables import (
     DunningAction,
     DunningActionMessage,
@@ -15,7 +16,7 @@ from receivables.dunning.tables import (
     ReferenceRate,
     Scenario,
 )
-from receivables.history import HistoryEvent
+from receivables.history import HistoryCheckpoint, HistoryCheckpointHead, HistoryEvent
 from receivables.ledger.tables import (
     Allocation,
     Company,
@@ -53,13 +54,15 @@ APP_CONFIG = AppConfig(
         Allocation,
         PromiseToPay,
         HistoryEvent,
+        HistoryCheckpoint,
+        HistoryCheckpointHead,
         ApiKey,
         PortalLink,
         CapturedMail,
         OutboxMessage,
         PortalSession,
         Feedback,
-        LoginFailure,
+        RateLimitWindow,
         Scenario,
         DunningStep,
         MessageTemplate,
@@ -67,6 +70,7 @@ APP_CONFIG = AppConfig(
         DunningActionMessage,
         ReferenceRate,
         DunningRun,
+        DunningSchedule,
         # Payments (Stripe, reconciliation, bank statements)
         StripeEvent,
         StripePayout,

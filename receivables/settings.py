@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -55,6 +56,13 @@ class Settings:
     working directory on Postgres). PDF rendering may read files here and under static/ only."""
     log_level: str = "INFO"
     """DEBUG, INFO, WARNING or ERROR."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or CIDR blocks of our own reverse proxies (`10.0.0.5,10.1.0.0/16`). Only a
+    request whose peer is one of them has its X-Forwarded-For believed, taking the right-most
+    address that is not a trusted proxy as the client's. Empty: none, loopback included."""
+    database_pool_size: int = 5
+    """Postgres connections each process may open (web worker, background worker, command).
+    Processes times this must stay under the server's `max_connections`."""
 
     @property
     def engine_name(self) -> str:
@@ -177,6 +185,18 @@ def load_settings(env: dict[str, str] | None = None, *, require_secret: bool = T
     log_level = (env.get("LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"LOG_LEVEL: '{log_level}' is not one of DEBUG, INFO, WARNING, ERROR")
+    trusted_proxies = tuple(
+        entry.strip() for entry in (env.get("TRUSTED_PROXIES") or "").split(",") if entry.strip()
+    )
+    for entry in trusted_proxies:
+        try:
+            ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(
+                f"TRUSTED_PROXIES: '{entry}' is not an IP address or CIDR block "
+                "(comma-separated, e.g. 10.0.0.5,10.1.0.0/16)"
+            )
+    pool_size = _int(env, "DATABASE_POOL_SIZE", 5, 1, 100, problems)
 
     if problems:
         raise SettingsError(problems)
@@ -197,6 +217,8 @@ def load_settings(env: dict[str, str] | None = None, *, require_secret: bool = T
         portal_link_days=portal_days,
         documents_dir=documents_dir,
         log_level=log_level,
+        trusted_proxies=trusted_proxies,
+        database_pool_size=pool_size,
     )
 
 

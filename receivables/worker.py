@@ -1,8 +1,9 @@
 """The background worker: runs each registered job on its period until stopped.
 
 Jobs are coroutines taking the settings; the mail outbox and the daily dunning run
-register here as they are built. On Postgres several workers may run: each job claims
-its own work with row locks.
+register here as they are built. On Postgres several workers may run: the outbox claims
+its messages with row locks, the daily run is claimed once per company and date
+(`receivables.dunning.schedule`) and its batches claim their accounts.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ async def run_forever(settings: Settings, stop: asyncio.Event | None = None) -> 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        from receivables.documents.pdf import stop_renderers
+
+        await asyncio.to_thread(stop_renderers)  # letters and attachments render in children
 
 
 async def _send_mail(settings: Settings) -> None:
@@ -62,12 +66,13 @@ JOBS.append(Job("outbox", 2.0, _send_mail))
 
 
 async def _dunning_run(settings: Settings) -> None:
-    from receivables.dunning.run import scheduled_run
+    from receivables.dunning.schedule import run_scheduled
 
-    await scheduled_run(settings)
+    await run_scheduled(settings)
 
 
-# Today's dunning run, once a day; checked every 5 minutes so a stopped worker catches up.
+# Each company's run, once a day from its hour, by one worker; checked every 5 minutes so a
+# stopped worker catches up and a dead worker's run is taken over.
 JOBS.append(Job("dunning", 300.0, _dunning_run))
 # The outbox asks dunning, before sending its emails, whether they are still wanted.
 import receivables.dunning  # noqa: E402, F401

@@ -1,43 +1,27 @@
-"""Staff login rate limiting: failed attempts counted per client address and email.
+"""Staff sign-in limits: attempts counted per client address and email, in the database.
 
-Failures live in the database, not in process memory, so the limit holds however many
-web processes share the Postgres. Only hashes of the address and email are stored: the
-table says nothing about who tried what.
+An attempt is counted before its password is checked (`attempt`), with the atomic counters
+of `receivables.access.rate_limits`, so the limit holds however many requests arrive at
+once and however many web processes share the database: counting failures after the check
+let every request that was already checking through. A sign-in that succeeds gives its
+attempt back (`succeeded`): what stays counted are failures and attempts under way.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from piccolo.columns import Serial, Timestamptz, Varchar
-from piccolo.table import Table
+from receivables.access.rate_limits import RateLimit, client_bucket
 
 WINDOW = timedelta(minutes=15)
 MAX_PER_ACCOUNT = 5
-"""Failures for one email from one address within WINDOW before that pair is locked."""
+"""Attempts for one email from one address within WINDOW before that pair is locked."""
 MAX_PER_ADDRESS = 30
-"""Failures from one address (any emails) within WINDOW: stops spraying many accounts."""
+"""Attempts from one address (any emails) within WINDOW: stops spraying many accounts."""
 
-
-class LoginFailure(Table, tablename="login_failure"):
-    """One refused staff login. Rows older than the window are pruned as new ones arrive."""
-
-    id: Serial  # the primary key Piccolo adds, declared for type checkers
-
-    pair_key = Varchar(length=64, index=True, help_text="SHA-256 of address and email.")
-    address_key = Varchar(length=64, index=True, help_text="SHA-256 of the client address.")
-    failed_at = Timestamptz(index=True)
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _keys(address: str, email: str) -> tuple[str, str]:
-    address = (address or "unknown").strip()
-    return _digest("pair", address, email.strip().lower()), _digest("addr", address)
+PAIR_LIMIT = RateLimit("login.pair", MAX_PER_ACCOUNT, int(WINDOW.total_seconds()))
+ADDRESS_LIMIT = RateLimit("login.address", MAX_PER_ADDRESS, int(WINDOW.total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -47,37 +31,25 @@ class Verdict:
     """Seconds until the next attempt may be made, when refused."""
 
 
-async def check(address: str, email: str, now: datetime | None = None) -> Verdict:
-    """May this address try a password for this email now?"""
-    now = now or datetime.now(UTC)
-    pair, addr = _keys(address, email)
-    since = now - WINDOW
-    for column, key, limit in (
-        (LoginFailure.pair_key, pair, MAX_PER_ACCOUNT),
-        (LoginFailure.address_key, addr, MAX_PER_ADDRESS),
-    ):
-        rows = (
-            await LoginFailure.select(LoginFailure.failed_at)
-            .where((column == key) & (LoginFailure.failed_at > since))
-            .order_by(LoginFailure.failed_at, ascending=False)
-            .limit(limit)
-        )
-        if len(rows) >= limit:
-            # Locked until the oldest of the last `limit` failures leaves the window.
-            oldest = min(r["failed_at"] for r in rows)
-            wait = (oldest + WINDOW - now).total_seconds()
-            return Verdict(False, max(1, int(wait) + 1))
-    return Verdict(True)
+def _clients(address: str, email: str) -> tuple[str, str]:
+    where = client_bucket((address or "unknown").strip())
+    return f"{where}\x1f{email.strip().lower()}", where
 
 
-async def record_failure(address: str, email: str, now: datetime | None = None) -> None:
-    now = now or datetime.now(UTC)
-    pair, addr = _keys(address, email)
-    await LoginFailure.delete().where(LoginFailure.failed_at < now - WINDOW)
-    await LoginFailure.insert(LoginFailure(pair_key=pair, address_key=addr, failed_at=now))
+async def attempt(address: str, email: str, now: float | None = None) -> Verdict:
+    """Count an attempt to sign in as `email` from `address`, or refuse it."""
+    pair, where = _clients(address, email)
+    wait = await PAIR_LIMIT.hit(pair, now)
+    if wait is None:
+        wait = await ADDRESS_LIMIT.hit(where, now)
+        if wait is None:
+            return Verdict(True)
+        await PAIR_LIMIT.undo(pair, now)  # refused: it was not tried
+    return Verdict(False, int(wait) + 1)
 
 
-async def clear(address: str, email: str) -> None:
-    """A successful login forgets that pair's failures (not the address's)."""
-    pair, _ = _keys(address, email)
-    await LoginFailure.delete().where(LoginFailure.pair_key == pair)
+async def succeeded(address: str, email: str, now: float | None = None) -> None:
+    """The password was right: that pair starts afresh, the address gets its attempt back."""
+    pair, where = _clients(address, email)
+    await PAIR_LIMIT.forget(pair, now)
+    await ADDRESS_LIMIT.undo(where, now)

@@ -385,6 +385,7 @@ async def send_action(
     template = pick(await template_texts(action.company, action.template_code), draft.language)
     edited = template is None or (template.subject, template.body) != (draft.subject, draft.body)
     async with atomic():
+        await history.lock_accounts([action.customer])
         action = await _claim(action_id, ActionStatus.done, actor, on=on, outcome="email sent")
         ids = await queue_action_emails(
             action,
@@ -450,6 +451,7 @@ async def confirm_actions(
             continue
         try:
             async with atomic():
+                await history.lock_accounts([action.customer])
                 action = await _claim(
                     action_id, ActionStatus.done, actor, on=on, outcome="confirmed"
                 )
@@ -491,6 +493,7 @@ async def confirm_litigation(action_id: int, note: str, actor: Actor, on: date) 
     if action.level != Level.litigation.value:
         raise InvalidInput.one("action", "only a litigation task hands an account over")
     async with atomic():
+        await history.lock_accounts([action.customer])
         action = await _claim(
             action_id,
             ActionStatus.done,
@@ -526,6 +529,7 @@ async def skip_action(
     if len(reason) > 500:
         raise InvalidInput.one("reason", "500 characters at most")
     async with atomic():
+        await history.lock_accounts([(await get_action(action_id)).customer])
         action = await _claim(action_id, ActionStatus.skipped, actor, on=on, outcome=reason)
         await history.record(
             company_id=action.company,
@@ -546,6 +550,7 @@ async def postpone_action(
         raise InvalidInput.one("until", "a date after today")
     async with atomic():
         action = await get_action(action_id)
+        await history.lock_accounts([action.customer])
         done = (
             await DunningAction.update({DunningAction.due_on: until})
             .where(

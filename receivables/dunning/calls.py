@@ -139,6 +139,7 @@ async def log_customer_call(
     customer = await _customer(customer_id)
     status = _status_of(call)
     async with atomic():
+        await history.lock_accounts([customer.id], company_id=customer.company)
         items: list[Item] = []
         if status is not None:
             items = await Item.objects().where(
@@ -364,6 +365,7 @@ async def send_statement_email(
     if problems:
         raise InvalidInput(problems)
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=facts.company.id)
         queued = await queue_account_emails(
             facts,
             contacts=chosen,

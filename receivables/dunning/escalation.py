@@ -162,6 +162,7 @@ async def reset_escalation(customer_id: int, reason: str, actor: Actor) -> None:
     """Start a new escalation from the first step (InvalidInput 'reason' when empty)."""
     reason = _reason(reason)
     async with atomic():
+        await history.lock_accounts([customer_id])
         customer = await _customer_row(customer_id)
         await _restart(
             customer,
@@ -180,6 +181,7 @@ async def set_escalation_step(
     escalation starts as if that step had been made on `on`."""
     reason = _reason(reason)
     async with atomic():
+        await history.lock_accounts([customer_id])
         customer = await _customer_row(customer_id)
         steps = await scenario_steps(customer)
         step = next((s for s in steps if s.id == step_id and not s.pre_dunning), None)

@@ -400,6 +400,7 @@ async def mark_letter_sent(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
     async with atomic():
+        await history.lock_accounts([action.customer], company_id=action.company)
         done = (
             await DunningAction.update(
                 {

@@ -4,7 +4,8 @@ Customers are taken in batches, each batch in one transaction: promises settled 
 broken), escalations ended where nothing is overdue net of holds, the next step made
 (actions unique per customer, step and escalation, inserted with ON CONFLICT DO NOTHING),
 automatic emails written to the outbox with their action. On Postgres each batch's
-customers are claimed with FOR UPDATE SKIP LOCKED, so several workers share a run; on
+customers are claimed with `history.claim_accounts` (their history locks taken before any
+row, skipping accounts another worker of the run claimed), so several workers share a run; on
 SQLite the write lock serialises them. A second run on the same date, or one after a
 crash, finds every action in place and creates nothing. The rules themselves are pure
 functions in `receivables.dunning.cycle`.
@@ -24,7 +25,7 @@ from typing import Any
 
 from receivables import history
 from receivables.clock import local_now, today_in
-from receivables.db import atomic, current_engine, is_postgres
+from receivables.db import atomic, current_engine
 from receivables.dunning import hashtags
 from receivables.dunning.cycle import (
     AccountState,
@@ -211,7 +212,12 @@ async def account_state_of(
     return account_state(customer, items, actions, steps, company, interval, on)
 
 
-async def _claim_customers(after: int, limit: int, company_id: int | None) -> list[dict[str, Any]]:
+async def _claim_customers(
+    after: int, limit: int, company_id: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The next accounts after `after` that no other worker of the run has, claimed with their
+    history locks taken before any row (receivables.history), read again under them; and
+    the last account looked at (None: no account left)."""
     # Customers with open invoices, and those whose escalation is running (it ends on the
     # first run that finds nothing overdue net of holds, even when nothing is left open).
     # The bound is repeated inside EXISTS: without it Postgres merges with the item index
@@ -223,9 +229,14 @@ async def _claim_customers(after: int, limit: int, company_id: int | None) -> li
         "SELECT 1 FROM item WHERE item.customer = customer.id "
         f"AND item.customer > {{}} AND {OPEN_INVOICE})) ORDER BY id LIMIT {int(limit)}"
     )
-    if is_postgres():
-        sql += " FOR UPDATE SKIP LOCKED"
-    return _customer_dates(await Customer.raw(sql, after, after))
+    candidates = await Customer.raw(sql, after, after)
+    if not candidates:
+        return [], None
+    mine = await history.claim_accounts([c["id"] for c in candidates])
+    rows = await Customer.raw(
+        f"SELECT {CUSTOMER_COLUMNS} FROM customer WHERE id IN ({id_list(mine)}) ORDER BY id"  # noqa: S608
+    )
+    return _customer_dates(rows), candidates[-1]["id"]
 
 
 def id_list(ids: list[int]) -> str:
@@ -577,25 +588,42 @@ async def _create(
 # ------------------------------------------------------------------ cancellations
 
 
-async def _cancel_stale(on: date, report: RunReport, batch: int = 500) -> None:
-    """Open tasks whose items are all settled or on hold; unsent automatic emails gone stale."""
+async def _cancel_stale(
+    on: date, report: RunReport, company_id: int | None = None, batch: int = 500
+) -> None:
+    """Open tasks whose items are all settled or on hold; unsent automatic emails gone stale
+    (of one company, or of all)."""
     actor = Actor.system("dunning run")
     last = 0
     while True:
         async with atomic():
-            await history.lock_chain()
-            rows = (
-                await DunningAction.select()
+            found = (
+                await DunningAction.select(DunningAction.id, DunningAction.customer)
                 .where(
                     DunningAction.status.is_in(list(OPEN_ACTION_STATUSES))
                     & (DunningAction.id > last)
+                    & (
+                        (DunningAction.company == company_id)
+                        if company_id is not None
+                        else DunningAction.id.is_not_null()
+                    )
                 )
                 .order_by(DunningAction.id)
                 .limit(batch)
             )
-            if not rows:
+            if not found:
                 break
-            last = rows[-1]["id"]
+            last = found[-1]["id"]
+            # Their accounts first, then the rows, read again under the locks.
+            await history.lock_accounts({r["customer"] for r in found})
+            rows = (
+                await DunningAction.select()
+                .where(
+                    DunningAction.id.is_in([r["id"] for r in found])
+                    & DunningAction.status.is_in(list(OPEN_ACTION_STATUSES))
+                )
+                .order_by(DunningAction.id)
+            )
             snapshots = {r["id"]: snapshot_of(r) for r in rows}
             ids = {s["id"] for snap in snapshots.values() for s in snap}
             current = (
@@ -636,22 +664,23 @@ async def _cancel_stale(on: date, report: RunReport, batch: int = 500) -> None:
                     )
     # Automatic emails written but not yet sent (the worker checks again when sending).
     async with atomic():
-        await history.lock_chain()
         pending = await DunningActionMessage.raw(
-            "SELECT DISTINCT m.action FROM dunning_action_message m "
+            "SELECT DISTINCT m.action, a.customer FROM dunning_action_message m "  # noqa: S608 (an int)
             "JOIN outbox_message o ON o.id = m.message "
             "JOIN dunning_action a ON a.id = m.action "
-            "WHERE o.status = {} AND a.mode = {} AND a.status = {}",
+            "WHERE o.status = {} AND a.mode = {} AND a.status = {}"
+            + ("" if company_id is None else f" AND a.company = {int(company_id)}"),
             OutboxStatus.queued.value,
             Mode.automatic.value,
             ActionStatus.done.value,
         )
+        await history.lock_accounts({r["customer"] for r in pending})
         for row in pending:
             action = await DunningAction.select().where(DunningAction.id == row["action"]).first()
             if action is None:
                 continue
-            found = await stale_reason(action, on)
-            if found and await cancel_action(action, found[0], items_changed=found[1], actor=actor):
+            stale = await stale_reason(action, on)
+            if stale and await cancel_action(action, stale[0], items_changed=stale[1], actor=actor):
                 report.cancelled += 1
 
 
@@ -690,21 +719,19 @@ async def run_dunning(
     await run.save()
     rates: dict[int, RateTable | None] = {}
     # Stale work first: a reminder cancelled because its items changed is rebuilt below.
-    await _cancel_stale(on, report)
+    await _cancel_stale(on, report, company_id)
     last = 0
     done = 0
     if progress:
         progress(0, total)
     while True:
         async with atomic():
-            customers = await _claim_customers(last, batch, company_id)
-            if not customers:
+            customers, seen = await _claim_customers(last, batch, company_id)
+            if seen is None:
                 break
-            # Claimed rows are this worker's alone (SKIP LOCKED); the chain lock comes next,
-            # before any row another transaction could hold.
-            await history.lock_chain()
-            last = customers[-1]["id"]
-            await _process_batch(customers, on, plan, settings, report, rates)
+            last = seen
+            if customers:
+                await _process_batch(customers, on, plan, settings, report, rates)
         done += len(customers)
         report.customers = done
         if progress:
@@ -756,19 +783,3 @@ def due_now(company: dict[str, Any]) -> date | None:
     if local.hour < (company["dunning_hour"] or 0):
         return None
     return local.date()
-
-
-async def scheduled_run(settings: Settings) -> list[RunReport]:
-    """The worker's job: each company's run once on its own date, from its hour (a run that
-    did not finish is redone)."""
-    reports = []
-    for company in await Company.select(
-        Company.id, Company.timezone, Company.dunning_hour, Company.dunning_business_days
-    ).order_by(Company.id):
-        today = due_now(company)
-        if today is None or await finished(today, company["id"]):
-            continue
-        reports.append(
-            await run_dunning(today, settings, triggered_by="worker", company_id=company["id"])
-        )
-    return reports

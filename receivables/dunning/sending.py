@@ -141,6 +141,8 @@ async def queue_account_emails(
             actor=actor,
             thread=True,
             details={**details, "language": chosen.language, "portal_link": issued.link.id},
+            portal_token=issued.token,
+            secret_key=settings.secret_key,
         )
         queued.append((message.id, contact))
     return queued

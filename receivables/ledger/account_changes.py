@@ -100,6 +100,7 @@ async def add_contact(customer_id: int, data: ContactInput, actor: Actor) -> Con
     customer = await _customer(customer_id)
     values, problems = _clean_contact(data)
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=customer.company)
         if not problems and await Contact.exists().where(
             (Contact.customer == customer_id) & (Contact.email == values["email"])
         ):
@@ -124,6 +125,7 @@ async def update_contact(
     customer = await _customer(customer_id)
     values, problems = _clean_contact(data)
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=customer.company)
         contact = await Contact.objects().get(
             (Contact.id == contact_id) & (Contact.customer == customer_id)
         )
@@ -243,6 +245,7 @@ async def set_item_status(
     if problems:
         raise InvalidInput(problems)
     async with atomic():
+        await history.lock_accounts([customer_id])
         item = await Item.objects().get((Item.id == item_id) & (Item.customer == customer_id))
         if item is None:
             raise NotFound(f"item {item_id}")
@@ -262,6 +265,7 @@ async def block_account(customer_id: int, reason: str, actor: Actor) -> None:
         raise InvalidInput.one("reason", f"{MAX_REASON} characters at most")
     customer = await _customer(customer_id)
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=customer.company)
         done = (
             await Customer.update({Customer.blocked: True, Customer.blocked_reason: reason})
             .where((Customer.id == customer_id) & (Customer.blocked == False))  # noqa: E712
@@ -286,6 +290,7 @@ async def unblock_account(customer_id: int, reason: str, actor: Actor) -> None:
         raise InvalidInput.one("reason", f"{MAX_REASON} characters at most")
     customer = await _customer(customer_id)
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=customer.company)
         done = (
             await Customer.update({Customer.blocked: False, Customer.blocked_reason: ""})
             .where((Customer.id == customer_id) & (Customer.blocked == True))  # noqa: E712
@@ -329,6 +334,7 @@ async def assign_account(
     if not changed:
         return
     async with atomic():
+        await history.lock_accounts([customer_id])
         await Customer.update({getattr(Customer, k): v for k, v in changed.items()}).where(
             Customer.id == customer_id
         )
@@ -369,6 +375,7 @@ async def issue_portal_link(
         if contact is None:
             raise InvalidInput.one("contact", "choose a contact of this account")
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=customer.company)
         issued = await issue_link(
             customer=customer,
             contact=contact,
@@ -394,6 +401,7 @@ async def issue_portal_link(
 async def revoke_portal_link(customer_id: int, link_id: int, actor: Actor) -> None:
     customer = await _customer(customer_id)
     async with atomic():
+        await history.lock_accounts([customer_id], company_id=customer.company)
         if not await PortalLink.exists().where(
             (PortalLink.id == link_id) & (PortalLink.customer == customer_id)
         ):

@@ -2,7 +2,9 @@
 
 Open amounts are stored beside the totals for fast statements, and moved only here,
 with guarded UPDATEs (`... WHERE open_minor >= x`) in the allocation's transaction: two
-concurrent allocations cannot both take the last euro, on either engine.
+concurrent allocations cannot both take the last euro, on either engine. Both functions take
+the account's history lock before their first row lock (`history.lock_accounts`), so they
+queue behind a webhook or a dunning batch on the same account instead of deadlocking with it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ async def allocate(payment_id: int, item_id: int, amount: Money, actor: Actor) -
                 f"currencies differ: payment {payment.currency}, item {item.currency}, "
                 f"allocation {amount.currency}"
             )
+        # Chain before rows: the account's lock first, then the guarded UPDATEs below.
+        await history.lock_accounts([item.customer], company_id=item.company)
         minor = amount.minor
         taken = (
             await Payment.update({Payment.unapplied_minor: Payment.unapplied_minor - minor})
@@ -86,6 +90,17 @@ async def allocate(payment_id: int, item_id: int, amount: Money, actor: Actor) -
 async def reverse(allocation_id: int, actor: Actor, reason: str) -> None:
     """Undo an allocation (bounced transfer, refund): the item re-opens, the payment frees up."""
     async with atomic():
+        account = (
+            await Allocation.select(
+                Allocation.item.customer.as_alias("customer"),
+                Allocation.item.company.as_alias("company"),
+            )
+            .where(Allocation.id == allocation_id)
+            .first()
+        )
+        if account is None:
+            raise NotFound(f"active allocation {allocation_id}")
+        await history.lock_accounts([account["customer"]], company_id=account["company"])
         stamped = (
             await Allocation.update({Allocation.reversed_at: datetime.now(UTC)})
             .where((Allocation.id == allocation_id) & Allocation.reversed_at.is_null())

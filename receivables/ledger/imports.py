@@ -518,7 +518,7 @@ async def _run(
         assert transaction is not None
         savepoint = await transaction.savepoint()
         try:
-            checked = await changes.check(progress)
+            checked = await changes.check(progress, lock=not dry_run)
             report.problems.extend(_to_file_problem(p, prepared.labels) for p in checked)
             if not report.problems and not dry_run:
                 try:

@@ -984,12 +984,18 @@ class Changeset:
 
     # -- check ---------------------------------------------------------------------------
 
-    async def check(self, progress: Progress | None = None) -> list[FieldProblem]:
-        """Every problem of every record against the database and the other records; reads only."""
+    async def check(
+        self, progress: Progress | None = None, *, lock: bool = True
+    ) -> list[FieldProblem]:
+        """Every problem of every record against the database and the other records; reads
+        only. Inside a transaction it first locks the accounts the records name (see
+        `_lock_accounts`); `lock=False` for a check that will not be applied (a dry run)."""
         problems: list[FieldProblem] = []
         plans: dict[str, _Plan] = {}
         self._customers, self._items, self._staff = {}, {}, None
         await self._load_companies()
+        if lock:
+            await self._lock_accounts()
         checkers: dict[str, Callable[..., Awaitable[None]]] = {
             "companies": self._check_companies,
             "customers": self._check_customers,
@@ -1015,6 +1021,55 @@ class Changeset:
             progress("check", len(KINDS), len(KINDS))
         self._plans = None if problems else plans
         return problems
+
+    async def _lock_accounts(self) -> None:
+        """Chain before rows: the history locks of every existing account the records name
+        (by customer ref, or as the customer of a named invoice) and of their companies'
+        chains (the import's summary events), before `check` reads and `apply` writes. An
+        import then queues behind a webhook or a dunning batch on one of its accounts
+        instead of deadlocking with it (receivables.history describes the order)."""
+        if not is_postgres():
+            return  # SQLite's write lock serialises writers already
+        only = next(iter(self._companies)) if len(self._companies) == 1 else None
+        refs: dict[str, set[str]] = defaultdict(set)
+        numbers: dict[str, set[str]] = defaultdict(set)
+        codes: set[str] = set()
+        for records in self.records.values():
+            for record in records:
+                if isinstance(record, CompanyRecord):
+                    codes.add(record.code)
+                    continue
+                code = record.company or self.company_code or only
+                if code is None or self._companies.get(code) is None:
+                    continue
+                codes.add(code)
+                if isinstance(record, CustomerRecord):
+                    refs[code].add(record.ref)
+                else:
+                    refs[code].add(record.customer_ref)
+                if isinstance(record, ItemRecord):
+                    numbers[code].add(record.number)
+                elif isinstance(record, PaymentRecord) and record.item_number:
+                    numbers[code].add(record.item_number)
+        accounts: set[int] = set()
+        for code in codes:
+            company_id = self._companies[code].id if code in self._companies else None
+            if company_id is None:
+                continue
+            for chunk in _chunks(sorted(refs[code]), LOOKUP_BATCH):
+                rows = await Customer.select(Customer.id).where(
+                    (Customer.company == company_id) & Customer.ref.is_in(list(chunk))
+                )
+                accounts.update(r["id"] for r in rows)
+            for chunk in _chunks(sorted(numbers[code]), LOOKUP_BATCH):
+                rows = await Item.select(Item.customer).where(
+                    (Item.company == company_id) & Item.number.is_in(list(chunk))
+                )
+                accounts.update(r["customer"] for r in rows)
+        companies = [
+            c.id for code, c in self._companies.items() if code in codes and c.id is not None
+        ]
+        await history.lock_accounts(accounts, company_wide=companies)
 
     def _unknown_company_code(self) -> bool:
         code = self.company_code

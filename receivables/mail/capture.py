@@ -1,4 +1,5 @@
-"""The demo's mail catcher: an aiosmtpd handler that keeps every message in the database."""
+"""The demo's mail catcher: an aiosmtpd handler that keeps every message in the database,
+its portal links redacted (the customer's access is not for the staff who read it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from email import message_from_bytes, policy
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from receivables.mail.captured import redacted_copy
+from receivables.mail.sealed_links import redact
 from receivables.mail.tables import CapturedMail
 
 
@@ -20,8 +23,8 @@ class CaptureHandler:
             CapturedMail(
                 mail_from=envelope.mail_from or "",
                 rcpt_to=", ".join(envelope.rcpt_tos),
-                subject=str(message.get("Subject", "")),
-                raw=raw.decode("utf-8", errors="replace"),
+                subject=redact(str(message.get("Subject", ""))),
+                raw=redacted_copy(raw),
             )
         )
         return "250 Message accepted for delivery"

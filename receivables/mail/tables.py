@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from enum import Enum
 
-from piccolo.columns import ForeignKey, Integer, OnDelete, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -33,9 +42,11 @@ class OutboxStatus(str, Enum):
 
 
 class OutboxMessage(Table, tablename="outbox_message"):
-    """An email exactly as sent (or to be sent): the communication history itself.
+    """An email as sent (or to be sent): the communication history itself.
 
-    Written in the transaction of the action that caused it; the worker sends it.
+    Written in the transaction of the action that caused it; the worker sends it. Its
+    portal link is stored redacted; the SHA-256 and size of the exact bytes sent prove
+    what left.
     """
 
     id: Serial  # the primary key Piccolo adds, declared for type checkers
@@ -44,14 +55,26 @@ class OutboxMessage(Table, tablename="outbox_message"):
     customer = ForeignKey(Customer, null=True, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=40, help_text="reminder, feedback_notice, portal_link, ...")
     message_id = Varchar(length=200, unique=True, help_text="Stable Message-ID header.")
-    in_reply_to = Varchar(length=200, default="")
-    references = Text(default="")
+    thread_key = Varchar(
+        length=64,
+        default="",
+        index=True,
+        help_text="Threaded messages: kind, customer and recipients hashed; the message answers "
+        "the last one sent with the same key.",
+    )
+    in_reply_to = Varchar(length=200, default="", help_text="As sent (set when sent).")
+    references = Text(default="", help_text="As sent (set when sent).")
     mail_from = Varchar(length=254)
     reply_to = Varchar(length=254, default="")
     to_addrs = Text(help_text="Recipients as 'Name <addr>', one per line.")
-    subject = Text()
-    text_body = Text()
-    html_body = Text(default="")
+    subject = Text(help_text="Portal links redacted (see receivables/mail/sealed_links.py).")
+    text_body = Text(help_text="Portal links redacted.")
+    html_body = Text(default="", help_text="Portal links redacted.")
+    sealed_token = Text(
+        default="",
+        help_text="The portal token the redacted link stands for, sealed under SECRET_KEY; "
+        "emptied once the message is sent, failed or cancelled.",
+    )
     status = Varchar(length=10, choices=OutboxStatus, default=OutboxStatus.queued, index=True)
     attempts = Integer(default=0)
     next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
@@ -60,3 +83,15 @@ class OutboxMessage(Table, tablename="outbox_message"):
     last_error = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
     sent_at = Timestamptz(null=True, default=None)
+    sent_sha256 = Varchar(length=64, default="", help_text="SHA-256 of the exact bytes sent.")
+    sent_size = Integer(default=0, help_text="Their size in bytes.")
+    sent_event_pending = Boolean(
+        default=False,
+        index=True,
+        help_text="Sent, its email.sent history event not yet written (for milliseconds; "
+        "after a worker crash, until the next worker writes it).",
+    )
+    sent_event = Text(
+        default="",
+        help_text="That event's details (JSON): SHA-256 and size, attachments, refusals.",
+    )

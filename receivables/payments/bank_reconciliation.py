@@ -251,6 +251,7 @@ async def import_statement(
         for i, e in enumerate(credits)
     ]
     async with atomic():
+        await history.lock_accounts(company_wide=[company_id])
         seen = {
             r["dedup_key"]
             for r in await BankLine.select(BankLine.dedup_key).where(
@@ -349,6 +350,16 @@ async def confirm_line(
     (oldest first). Returns the payment id."""
     async with atomic():
         line = await _claim_line(line_id)
+        # Chain before rows: every account this confirmation may touch, before the line's row.
+        accounts = {c for c in (line.customer, customer_id) if c is not None}
+        if item_ids:
+            accounts |= {
+                r["customer"]
+                for r in await Item.select(Item.customer).where(
+                    Item.id.is_in(item_ids) & (Item.company == line.company)
+                )
+            }
+        await history.lock_accounts(accounts, company_id=line.company)
         decided = (
             await BankLine.update(
                 {
@@ -444,6 +455,7 @@ async def ignore_line(line_id: int, *, actor: Actor, note: str = "") -> None:
     """Not a customer payment (a refund from a supplier, interest...): nothing is recorded."""
     async with atomic():
         line = await _claim_line(line_id)
+        await history.lock_accounts(company_wide=[line.company])
         done = (
             await BankLine.update(
                 {

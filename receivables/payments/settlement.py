@@ -3,8 +3,9 @@
 Every function here runs inside the caller's transaction (the webhook's), works from the
 object just re-read from Stripe rather than from the event that announced it, and is
 idempotent: applying the same state twice, or an older state after a newer one, changes
-nothing. The online payment's row is locked first (Postgres) so two events about one
-payment apply one after the other.
+nothing. The payment's account is locked first (`history.lock_accounts`: chain before
+rows), then the online payment's row (Postgres), so two events about one payment, or an event
+and an allocation from elsewhere on the same account, apply one after the other.
 
 - processing: the selected invoices show "payment in progress";
 - succeeded: a ledger payment for the gross amount, credit notes offset, then the money
@@ -142,9 +143,50 @@ async def _outside_payment(intent: dict[str, Any]) -> OnlinePayment | None:
     return await OnlinePayment.objects().get(OnlinePayment.key == key)
 
 
+async def _account_of(intent: dict[str, Any]) -> tuple[int, int | None] | None:
+    """(company, customer) the intent is about, read without locking anything."""
+    columns = (OnlinePayment.company, OnlinePayment.customer)
+    row = (
+        await OnlinePayment.select(*columns).where(OnlinePayment.intent_id == intent["id"]).first()
+    )
+    key = str((intent.get("metadata") or {}).get("relance_payment") or "")
+    if row is None and key:
+        row = await OnlinePayment.select(*columns).where(OnlinePayment.key == key).first()
+    if row is not None:
+        return row["company"], row["customer"]
+    meta = intent.get("metadata") or {}
+    code = str(meta.get("relance_company") or "")
+    company = await Company.select(Company.id).where(Company.code == code).first() if code else None
+    if company is None:
+        return None
+    customer = None
+    if meta.get("relance_customer"):
+        customer = (
+            await Customer.select(Customer.id)
+            .where(
+                (Customer.company == company["id"])
+                & (Customer.ref == str(meta["relance_customer"]))
+            )
+            .first()
+        )
+    return company["id"], customer["id"] if customer else None
+
+
+async def _lock_account(company_id: int, customer_id: int | None) -> None:
+    """Chain before rows: the payment's account (or its company's chain when the payer is
+    unknown) is locked before the online payment's row and the ledger's."""
+    if customer_id is None:
+        await history.lock_accounts(company_wide=[company_id])
+    else:
+        await history.lock_accounts([customer_id], company_id=company_id)
+
+
 async def sync_intent(intent: dict[str, Any]) -> OnlinePayment | None:
     """Bring our side of a PaymentIntent to the state Stripe reports now."""
     async with atomic():
+        account = await _account_of(intent)
+        if account is not None:
+            await _lock_account(*account)
         op = await find_online_payment(intent)
         if op is None:
             op = await _outside_payment(intent)
@@ -446,6 +488,7 @@ async def sync_refunds(op: OnlinePayment, refunds: list[dict[str, Any]]) -> None
         if refund.get("status") in ("succeeded", "pending", "requires_action"):
             total += minor_from_stripe(int(refund["amount"]), refund["currency"])
     async with atomic():
+        await _lock_account(op.company, op.customer)
         op = await _lock(op.id)
         await _money_out(op, refunded=total, lost=op.dispute_lost_minor, reason="refund")
 
@@ -455,6 +498,7 @@ async def sync_dispute(
 ) -> None:
     """A dispute's state as of its latest event; a lost one takes the money back."""
     async with atomic():
+        await _lock_account(op.company, op.customer)
         op = await _lock(op.id)
         currency = check_currency(dispute["currency"])
         known = await StripeDispute.objects().get(StripeDispute.dispute_id == dispute["id"])

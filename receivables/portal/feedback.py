@@ -212,6 +212,7 @@ async def submit_answer(
     result = Submitted(batch=secrets.token_hex(8))
     try:
         async with atomic():
+            await history.lock_accounts([customer_id], company_id=company.id)
             for item in items:
                 row = Feedback(
                     company=company.id,
@@ -458,6 +459,13 @@ async def _refresh_pending_answer(item_id: int) -> None:
     )
 
 
+async def _customer_of_feedback(feedback_id: int) -> int:
+    row = await Feedback.select(Feedback.customer).where(Feedback.id == feedback_id).first()
+    if row is None:
+        raise NotFound(f"feedback {feedback_id}")
+    return int(row["customer"])
+
+
 async def _decide(feedback_id: int, actor: Actor, status: FeedbackStatus, note: str) -> dict:
     rows = (
         await Feedback.update(
@@ -515,6 +523,7 @@ async def validate(
     if dispute_reason is not None and dispute_reason not in {r.value for r in DisputeReason}:
         raise InvalidInput.one("dispute_reason", f"'{dispute_reason}' is not a dispute reason")
     async with atomic():
+        await history.lock_accounts([await _customer_of_feedback(feedback_id)])
         fb = await _decide(feedback_id, actor, FeedbackStatus.validated, note)
         query = Item.select(Item.status, Item.open_minor).where(Item.id == fb["item"])
         if is_postgres():
@@ -586,6 +595,7 @@ async def reject(
     if notify and mail is None:
         raise ValueError("notify needs a PortalMail to compose and send the email")
     async with atomic():
+        await history.lock_accounts([await _customer_of_feedback(feedback_id)])
         fb = await _decide(feedback_id, actor, FeedbackStatus.rejected, reason)
         await _refresh_pending_answer(fb["item"])
         item = await Item.select(Item.status, Item.number).where(Item.id == fb["item"]).first()

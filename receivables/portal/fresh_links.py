@@ -94,6 +94,8 @@ async def send_fresh_links(
                 reply_to=company.email,
                 actor=actor,
                 details={"link": issued.link.id},
+                portal_token=issued.token,
+                secret_key=secret_key,
             )
             await PortalLink.update({PortalLink.message_ref: message.message_id}).where(
                 PortalLink.id == issued.link.id

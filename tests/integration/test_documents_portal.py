@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from receivables.documents import fetcher as fetcher_module
+from receivables.documents import pdf as pdf_module
 from receivables.history import HistoryEvent
 from receivables.ledger.statement import build_statement
 from receivables.ledger.tables import Customer, Item, ItemKind
@@ -30,15 +30,15 @@ def pdf_text(content: bytes) -> str:
 
 @pytest.fixture
 def fetches(monkeypatch):
-    """Every URL the PDF renderer asks for, from any thread."""
+    """Every URL the PDF renderer asked for, as its child process reports them."""
     seen: list[str] = []
-    original = fetcher_module.LockedFetcher.fetch
+    original = pdf_module._report
 
-    def recording(self, url, headers=None):
-        seen.append(url)
-        return original(self, url, headers)
+    def recording(rendered):
+        seen.extend(rendered.fetched)
+        original(rendered)
 
-    monkeypatch.setattr(fetcher_module.LockedFetcher, "fetch", recording)
+    monkeypatch.setattr(pdf_module, "_report", recording)
     return seen
 
 

@@ -16,11 +16,10 @@ from receivables.dunning.tables import (
     ActionStatus,
     DunningAction,
     DunningActionMessage,
-    DunningRun,
 )
 from receivables.history import Actor, HistoryEvent
 from receivables.ledger.allocations import allocate
-from receivables.ledger.tables import Company, Item, ItemStatus, PayerProfile
+from receivables.ledger.tables import Item, ItemStatus, PayerProfile
 from receivables.mail.outbox import send_due
 from receivables.mail.tables import OutboxMessage, OutboxStatus
 from receivables.money import Money
@@ -397,21 +396,6 @@ async def test_the_plain_part_carries_the_tables_as_aligned_text(db):
     assert re.fullmatch(r"B-1\s+15 Mar 2026\s+€300\.00", row)
     # Right-aligned: the amount ends where the "Open" heading ends.
     assert row.index("€300.00") + len("€300.00") == lines[header].index("Open") + len("Open")
-
-
-async def test_the_worker_runs_the_day_once(db):
-    from receivables.dunning.run import scheduled_run
-
-    company, c = await build()
-    # Any hour, any day of the week: this test runs whenever CI does.
-    await Company.update({Company.dunning_hour: 0, Company.dunning_business_days: False}).where(
-        Company.id == company.id
-    )
-    first = await scheduled_run(settings_for())  # today, whatever today is
-    assert len(first) == 1 and first[0].created == await DunningAction.count() > 0
-    assert await scheduled_run(settings_for()) == []  # today's run is done
-    runs = await DunningRun.select(DunningRun.triggered_by, DunningRun.finished_at)
-    assert len(runs) == 1 and runs[0]["triggered_by"] == "worker" and runs[0]["finished_at"]
 
 
 async def test_paying_or_promising_the_oldest_keeps_the_accounts_level(db):

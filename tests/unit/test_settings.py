@@ -58,3 +58,38 @@ def test_postgres_url_and_hosts():
     assert s.engine_name == "postgres" and s.https
     assert s.base_url == "https://pay.example.com"
     assert s.allowed_hosts == ["pay.example.com"]
+
+
+def test_no_proxy_is_trusted_and_the_pool_is_small_by_default():
+    s = load_settings({"SECRET_KEY": GOOD_KEY})
+    assert s.trusted_proxies == () and s.database_pool_size == 5
+
+
+def test_trusted_proxies_and_pool_size_are_read_and_checked():
+    s = load_settings(
+        {
+            "SECRET_KEY": GOOD_KEY,
+            "TRUSTED_PROXIES": " 10.0.0.5, 10.1.0.0/16 ,,2001:db8::/32",
+            "DATABASE_POOL_SIZE": "12",
+        }
+    )
+    assert s.trusted_proxies == ("10.0.0.5", "10.1.0.0/16", "2001:db8::/32")
+    assert s.database_pool_size == 12
+    with pytest.raises(SettingsError) as err:
+        load_settings(
+            {
+                "SECRET_KEY": GOOD_KEY,
+                "TRUSTED_PROXIES": "10.0.0.5,proxy.internal,10.0.0.0/33",
+                "DATABASE_POOL_SIZE": "0",
+            }
+        )
+    assert err.value.problems == [
+        "TRUSTED_PROXIES: 'proxy.internal' is not an IP address or CIDR block "
+        "(comma-separated, e.g. 10.0.0.5,10.1.0.0/16)",
+        "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address or CIDR block "
+        "(comma-separated, e.g. 10.0.0.5,10.1.0.0/16)",
+        "DATABASE_POOL_SIZE: 0 is outside 1..100",
+    ]
+    with pytest.raises(SettingsError) as err:
+        load_settings({"SECRET_KEY": GOOD_KEY, "DATABASE_POOL_SIZE": "ten"})
+    assert err.value.problems == ["DATABASE_POOL_SIZE: 'ten' is not a whole number"]
