@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from openpyxl import Workbook
 
@@ -497,16 +500,14 @@ async def export_rows(date_from: date, date_to: date) -> list[list[Any]]:
     return out
 
 
-def export_csv(rows: list[list[Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+def _write_csv(out: IO[str], rows: list[list[Any]]) -> None:
+    writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     for row in rows:
         writer.writerow([csv_cell(v) for v in row])
-    return buffer.getvalue().encode("utf-8-sig")
 
 
-def export_xlsx(rows: list[list[Any]]) -> bytes:
+def _write_xlsx(target: IO[bytes] | str, rows: list[list[Any]]) -> None:
     book = Workbook(write_only=True)
     sheet = book.create_sheet("Online payments")
     sheet.append([xlsx_cell(sheet, name) for name in EXPORT_COLUMNS])
@@ -514,6 +515,34 @@ def export_xlsx(rows: list[list[Any]]) -> bytes:
         sheet.append(
             [xlsx_cell(sheet, v, "#,##0.00###" if hasattr(v, "as_tuple") else None) for v in row]
         )
+    book.save(target)
+
+
+def export_csv(rows: list[list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    _write_csv(buffer, rows)
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def export_xlsx(rows: list[list[Any]]) -> bytes:
     buffer = io.BytesIO()
-    book.save(buffer)
+    _write_xlsx(buffer, rows)
     return buffer.getvalue()
+
+
+def export_file(rows: list[list[Any]], format: str) -> Path:
+    """The export written to a temporary file (the caller streams it, then removes it): a
+    100k-row workbook never sits in memory as bytes. Blocking: run it in a thread."""
+    handle, name = tempfile.mkstemp(prefix="relance-export-", suffix=f".{format}")
+    os.close(handle)
+    path = Path(name)
+    try:
+        if format == "csv":
+            with path.open("w", encoding="utf-8-sig", newline="") as out:
+                _write_csv(out, rows)
+        else:
+            _write_xlsx(str(path), rows)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path

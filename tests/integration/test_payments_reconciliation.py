@@ -10,12 +10,13 @@ localstripe objects: the payout names its transactions in its metadata.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date, timedelta
 
 from receivables.access.staff import create_user
 from receivables.history import Actor
-from receivables.payments import checkout
+from receivables.payments import checkout, events
 from receivables.payments.gateway import StripeGateway, shared_gateway
 from receivables.payments.tables import (
     FinanceException,
@@ -81,6 +82,7 @@ async def _paid(live: LiveApp, *amounts: str) -> list[OnlinePayment]:
         )
 
         async def settled(key=started.key):
+            await events.apply_all(gateway)  # the worker's step, once localstripe delivered
             op = await OnlinePayment.objects().get(OnlinePayment.key == key)
             return op if op.status == "succeeded" else None
 
@@ -99,6 +101,7 @@ async def _payout(live: LiveApp, amount: int, payments: list[OnlinePayment]) -> 
     )
 
     async def checked():
+        await events.apply_all(shared_gateway(live.app.state, live.settings))
         row = await StripePayout.objects().get(StripePayout.payout_id == created.id)
         return row if row and row.checked_at else None
 
@@ -159,3 +162,24 @@ async def test_payouts_that_add_up_and_one_that_does_not(live_app: LiveApp):
         assert export.status_code == 200
         text = export.content.decode("utf-8-sig")
         assert "120.00" in text and "30.50" in text and good.payout_id in text
+        # The workbook, read back: written to a temporary file in a thread, streamed, removed.
+        import glob
+        import io
+        import tempfile
+
+        from openpyxl import load_workbook
+
+        book = await http.get(
+            "/backoffice/finance/export",
+            params={"format": "xlsx", "date_from": str(TODAY), "date_to": str(TODAY)},
+        )
+        assert book.status_code == 200
+        assert 'filename="online-payments-' in book.headers["content-disposition"]
+        sheet = load_workbook(io.BytesIO(book.content)).active
+        cells = [str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None]
+        assert good.payout_id in cells and any(c.startswith("120") for c in cells)
+        for _ in range(50):  # removed by a background task once the body is sent
+            if not glob.glob(f"{tempfile.gettempdir()}/relance-export-*"):
+                break
+            await asyncio.sleep(0.1)
+        assert not glob.glob(f"{tempfile.gettempdir()}/relance-export-*")
