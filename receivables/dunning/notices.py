@@ -53,9 +53,12 @@ async def notify_broken_promises(
             + f"\n\nThe invoices ask for payment again.\n{settings.base_url}/backoffice/customers/"
             f"{customer.id}\n"
         )
+        # The account's own chain (the run's batch holds its lock already); a company-wide
+        # event here would take the company chain after the accounts' (a deadlock with an
+        # import, found by tests/integration/test_production.py).
         await queue_email(
             company_id=company.id,
-            customer_id=None,
+            customer_id=customer.id,
             kind=BROKEN_KIND,
             mail_from=formataddr((company.name, company.email or settings.smtp_from)),
             to=[Recipient(address, collector.name if collector else company.name)],
