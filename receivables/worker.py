@@ -1,9 +1,10 @@
 """The background worker: runs each registered job on its period until stopped.
 
-Jobs are coroutines taking the settings; the mail outbox and the daily dunning run
-register here as they are built. On Postgres several workers may run: the outbox claims
-its messages with row locks, the daily run is claimed once per company and date
-(`receivables.dunning.schedule`) and its batches claim their accounts.
+Jobs are coroutines taking the settings; the mail outbox, the daily dunning run and the
+Stripe events register here as they are built. On Postgres several workers may run: the
+outbox claims its messages with row locks, the daily run is claimed once per company and
+date (`receivables.dunning.schedule`) and its batches claim their accounts, Stripe events
+are claimed in batches with row locks (`receivables.payments.events`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from receivables.settings import Settings
 
@@ -74,5 +76,23 @@ async def _dunning_run(settings: Settings) -> None:
 # Each company's run, once a day from its hour, by one worker; checked every 5 minutes so a
 # stopped worker catches up and a dead worker's run is taken over.
 JOBS.append(Job("dunning", 300.0, _dunning_run))
+
+
+_stripe = SimpleNamespace(gateway=None)  # the process's Stripe gateway, made on first use
+
+
+async def _stripe_events(settings: Settings) -> None:
+    from receivables.payments.events import apply_all
+    from receivables.payments.gateway import make_gateway
+
+    if _stripe.gateway is None or _stripe.gateway.settings is not settings:
+        _stripe.gateway = make_gateway(settings)
+    await apply_all(_stripe.gateway)
+
+
+# Webhooks only store Stripe's events: they are applied here, in batches, as they arrive
+# (each run applies until none is due; a failed event waits for its retry time). Looked for
+# ten times a second: one indexed query each, and the portal's page waits for the result.
+JOBS.append(Job("stripe_events", 0.1, _stripe_events))
 # The outbox asks dunning, before sending its emails, whether they are still wanted.
 import receivables.dunning  # noqa: E402, F401

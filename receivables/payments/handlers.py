@@ -1,9 +1,17 @@
-"""What each Stripe event type does: a registry of (fetch, apply) pairs.
+"""What each Stripe event type does: a registry of (final, fetch, apply).
 
-`fetch` re-reads the objects from Stripe (network, before any transaction is open);
-`apply` writes what they say, inside the event's transaction. The event only says which
-object changed: its state is always the one just read, so events arriving late, twice or
-out of order do no harm.
+`final` answers what `fetch` would, from the signed event alone, when the object it carries
+is in a state that cannot change any more and has everything `apply` needs; otherwise
+`fetch` re-reads the objects from Stripe (network, before any transaction is open). `apply`
+writes what they say, inside the event's savepoint. Either way the state applied is one
+Stripe cannot take back (final) or the one just read, so events arriving late, twice or out
+of order do no harm.
+
+Final from the signed object: a PaymentIntent `canceled`, or `succeeded` with its latest
+charge and that charge's balance transaction expanded (the fee and net; Stripe's own events
+carry the charge's id only, so theirs are re-read). Everything else is re-read: processing,
+requires_action and failed intents can still move; refunds are summed from Stripe's list;
+payouts change until paid.
 
 Disputes are the exception to re-reading: localstripe has no Dispute API, so their state is
 taken from the event and kept only if the event is not older than the last one applied.
@@ -23,25 +31,61 @@ from receivables.payments.settlement import stripe_time
 Event = dict[str, Any]
 
 
+def _never_final(event: Event) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Handler:
     fetch: Callable[[StripeGateway, Event], Awaitable[Any]]
     apply: Callable[[Event, Any], Awaitable[None]]
+    final: Callable[[Event], Any] = _never_final
+    """What `fetch` would answer, taken from the signed event; None: re-read from Stripe."""
+
+    async def read(self, gateway: StripeGateway, event: Event) -> Any:
+        """The objects to apply: the signed ones when final, else Stripe's answer now."""
+        signed = self.final(event)
+        return signed if signed is not None else await self.fetch(gateway, event)
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def register(types: tuple[str, ...], fetch: Any, apply: Any) -> None:
+def register(types: tuple[str, ...], fetch: Any, apply: Any, final: Any = _never_final) -> None:
     for kind in types:
-        HANDLERS[kind] = Handler(fetch, apply)
+        HANDLERS[kind] = Handler(fetch, apply, final)
 
 
 def _object(event: Event) -> dict[str, Any]:
     return event["data"]["object"]
 
 
+def intent_of(fetched: Any) -> dict[str, Any] | None:
+    """The PaymentIntent a handler's objects are about (its account), if any."""
+    if isinstance(fetched, tuple):
+        fetched = fetched[0]
+    if isinstance(fetched, dict) and fetched.get("object") == "payment_intent":
+        return fetched
+    return None
+
+
 # ------------------------------------------------------------------ payment intents
+
+
+def _final_intent(event: Event) -> dict[str, Any] | None:
+    intent = _object(event)
+    if not intent.get("id") or not intent.get("currency"):
+        return None
+    if intent.get("status") == "canceled":
+        return intent
+    charge = intent.get("latest_charge")
+    if (
+        intent.get("status") == "succeeded"
+        and isinstance(charge, dict)
+        and isinstance(charge.get("balance_transaction"), dict)
+    ):
+        return intent
+    return None
 
 
 async def _fetch_intent(gateway: StripeGateway, event: Event) -> dict[str, Any]:
@@ -62,6 +106,7 @@ register(
     ),
     _fetch_intent,
     _apply_intent,
+    _final_intent,
 )
 
 

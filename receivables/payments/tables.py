@@ -25,7 +25,8 @@ from receivables.ledger.tables import Company, Customer, Item, Payment
 
 
 class StripeEvent(Table, tablename="stripe_event"):
-    """A verified webhook event, stored once under Stripe's id before anything else is done."""
+    """A verified webhook event, stored once under Stripe's id and answered at once; the
+    worker applies it (`receivables.payments.events.apply_due`)."""
 
     id: Serial  # the primary key Piccolo adds, declared for type checkers
 
@@ -43,9 +44,16 @@ class StripeEvent(Table, tablename="stripe_event"):
     received_at = Timestamptz(default=TimestamptzNow())
     payload = Text(help_text="The raw body, as signed.")
     status = Varchar(length=12, choices=Status, default=Status.received, index=True)
-    attempts = Integer(default=0)
+    attempts = Integer(default=0, help_text="Times a worker took it to apply.")
     last_error = Text(default="")
     processed_at = Timestamptz(null=True, default=None)
+    # Not indexed: the claim finds its rows by status (few are due at any time), and an
+    # unindexed column lets the claim's UPDATE be a HOT update (no index entry rewritten).
+    next_attempt_at = Timestamptz(
+        default=TimestamptzNow(),
+        help_text="When a worker may take it: on arrival; after a failure, the retry; while "
+        "a worker applies it, the end of that worker's claim.",
+    )
 
 
 class StripePayout(Table, tablename="stripe_payout"):

@@ -1,17 +1,20 @@
 """Paying from the portal against localstripe, through the official SDK and the real webhook:
 the selection, SetupIntent -> PaymentIntent, 3-D Secure, declines, credit notes, and the
-items only marked paid once Stripe's signed event has been applied."""
+items only marked paid once Stripe's signed event has been applied (by the worker's
+`stripe_events` job, running beside the app as in the demo)."""
 
 # ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 
 import httpx
+import pytest
 
 from receivables.access.portal_links import issue_link
 from receivables.history import HistoryEvent
@@ -27,6 +30,27 @@ from tests.stripe_emulator import (  # noqa: F401 - fixtures
 )
 
 TODAY = date.today()
+
+
+@pytest.fixture
+async def stripe_worker(live_app: LiveApp) -> AsyncIterator[None]:
+    """The worker's registered `stripe_events` job, run every 50 ms beside the live app."""
+    from receivables.worker import JOBS
+
+    job = next(j for j in JOBS if j.name == "stripe_events")
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            await job.run(live_app.settings)
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task  # a failing run fails the test here
 
 
 async def _account(live: LiveApp, *amounts: str, currency: str = "EUR"):
@@ -88,7 +112,7 @@ async def _item(item_id: int) -> Item:
     return await Item.objects().get(Item.id == item_id)
 
 
-async def test_pay_two_items_the_webhook_marks_them_paid(live_app: LiveApp):
+async def test_pay_two_items_the_webhook_marks_them_paid(live_app: LiveApp, stripe_worker):
     _company, customer, contact, (old, newer, other) = await _account(
         live_app, "100.00", "50.00", "75.00"
     )
@@ -132,7 +156,7 @@ async def test_pay_two_items_the_webhook_marks_them_paid(live_app: LiveApp):
     assert await FinanceException.count() == 0
 
 
-async def test_result_page_never_marks_paid_by_itself(live_app: LiveApp):
+async def test_result_page_never_marks_paid_by_itself(live_app: LiveApp, stripe_worker):
     _company, customer, contact, (invoice,) = await _account(live_app, "80.00")
     live_app.webhooks_to_nowhere()  # Stripe's word never arrives
     async with _portal(live_app, customer, contact) as (http, csrf):
@@ -146,7 +170,7 @@ async def test_result_page_never_marks_paid_by_itself(live_app: LiveApp):
     assert await Payment.count() == 0
 
 
-async def test_three_d_secure_completes_after_authentication(live_app: LiveApp):
+async def test_three_d_secure_completes_after_authentication(live_app: LiveApp, stripe_worker):
     _company, customer, contact, (invoice,) = await _account(live_app, "42.00")
     async with _portal(live_app, customer, contact) as (http, csrf):
         answer, key = await _pay(http, csrf, live_app, [invoice], "4000002500003155")
@@ -188,7 +212,7 @@ async def test_failed_authentication_ends_the_attempt(live_app: LiveApp):
     assert (await _item(invoice.id)).open_minor == 4200
 
 
-async def test_declined_card_is_shown_and_nothing_is_paid(live_app: LiveApp):
+async def test_declined_card_is_shown_and_nothing_is_paid(live_app: LiveApp, stripe_worker):
     _company, customer, contact, (a, b) = await _account(live_app, "10.00", "20.00")
     async with _portal(live_app, customer, contact) as (http, csrf):
         answer, key = await _pay(http, csrf, live_app, [a, b], "4000000000000341")
@@ -213,7 +237,7 @@ async def test_declined_card_is_shown_and_nothing_is_paid(live_app: LiveApp):
     assert await FinanceException.count() == 0  # a decline before any money is not an exception
 
 
-async def test_credit_note_is_offset(live_app: LiveApp):
+async def test_credit_note_is_offset(live_app: LiveApp, stripe_worker):
     _company, customer, contact, (invoice,) = await _account(live_app, "100.00")
     note = await make_item(customer, "30.00", kind=ItemKind.credit_note, due=TODAY)
     async with _portal(live_app, customer, contact) as (http, csrf):

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from receivables.access.staff import create_user
 from receivables.history import Actor
-from receivables.payments import checkout
+from receivables.payments import checkout, events
 from receivables.payments.gateway import StripeGateway, shared_gateway
 from receivables.payments.tables import (
     FinanceException,
@@ -82,6 +82,7 @@ async def _paid(live: LiveApp, *amounts: str) -> list[OnlinePayment]:
         )
 
         async def settled(key=started.key):
+            await events.apply_all(gateway)  # the worker's step, once localstripe delivered
             op = await OnlinePayment.objects().get(OnlinePayment.key == key)
             return op if op.status == "succeeded" else None
 
@@ -100,6 +101,7 @@ async def _payout(live: LiveApp, amount: int, payments: list[OnlinePayment]) -> 
     )
 
     async def checked():
+        await events.apply_all(shared_gateway(live.app.state, live.settings))
         row = await StripePayout.objects().get(StripePayout.payout_id == created.id)
         return row if row and row.checked_at else None
 

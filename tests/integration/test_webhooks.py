@@ -1,9 +1,12 @@
-"""/webhooks/stripe: signatures, once-only application (also concurrently), injected failures
-rolled back and redelivered, out-of-order events, processing then failed, refunds and disputes.
+"""/webhooks/stripe and the worker's apply step: signatures, events stored once and applied
+once (also concurrently), injected failures rolled back alone and retried, out-of-order
+events, processing then failed, refunds and disputes.
 
-localstripe makes the payments; events it does not emit are made here as real events signed
-with the webhook secret. Tests that deliver events themselves point localstripe's own
-deliveries elsewhere (`webhooks_to_nowhere`), so only the deliveries under test arrive.
+A delivery only stores the event; each test then runs the worker's apply step
+(`events.apply_due`) where the webhook used to apply it at once. localstripe makes the
+payments; events it does not emit are made here as real events signed with the webhook
+secret. Tests that deliver events themselves point localstripe's own deliveries elsewhere
+(`webhooks_to_nowhere`), so only the deliveries under test arrive.
 """
 
 # ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
@@ -14,7 +17,7 @@ import asyncio
 import json
 import secrets
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -22,7 +25,7 @@ from receivables.history import Actor, HistoryEvent
 from receivables.ledger.allocations import allocate
 from receivables.ledger.tables import Allocation, Item, ItemStatus, Payment
 from receivables.money import Money
-from receivables.payments import checkout, settlement
+from receivables.payments import checkout, events, settlement
 from receivables.payments.gateway import shared_gateway
 from receivables.payments.signatures import sign
 from receivables.payments.tables import (
@@ -79,6 +82,25 @@ async def _attempt(live: LiveApp, company, customer, items, method: str) -> Onli
     return await OnlinePayment.objects().get(OnlinePayment.key == started.key)
 
 
+async def _apply(live: LiveApp, *, now: datetime | None = None) -> events.Applied:
+    """The worker's apply step (what the `stripe_events` job runs), with the app's gateway."""
+    return await events.apply_all(shared_gateway(live.app.state, live.settings), now=now)
+
+
+async def _stored(payload: bytes) -> StripeEvent:
+    """This delivery's event as stored (by its id: localstripe may still be delivering an
+    earlier test's events, which the apply step applies too)."""
+    return await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
+
+
+async def _delivered(live: LiveApp, payload: bytes, header: str) -> StripeEvent:
+    """Deliver an event (stored, answered 200), apply what is due; the event afterwards."""
+    answer = await live.deliver(payload, header)
+    assert answer.status_code == 200 and answer.json()["result"] == "stored", answer.text
+    await _apply(live)
+    return await _stored(payload)
+
+
 async def _intent(live: LiveApp, intent_id: str) -> dict:
     return plain(await live.stripe.v1.payment_intents.retrieve_async(intent_id))
 
@@ -131,7 +153,10 @@ async def test_unsigned_tampered_stale_and_future_events_are_refused(live_app: L
     assert await _counts(payload) == before  # nothing written, not even the event
     assert await _open(invoice) == (9000, "open")
     accepted = await live_app.deliver(payload, good)
-    assert accepted.status_code == 200 and accepted.json()["result"] == "processed"
+    assert accepted.status_code == 200 and accepted.json()["result"] == "stored"
+    await _apply(live_app)
+    assert (await _stored(payload)).status == "processed"
+    assert await _open(invoice) == (0, "paid")
 
 
 # ------------------------------------------------------------------ once only
@@ -148,15 +173,22 @@ async def test_the_same_event_twice_applies_once(live_app: LiveApp):
     )
     first = await live_app.deliver(payload, header)
     second = await live_app.deliver(payload, header)
-    assert (first.json()["result"], second.json()["result"]) == ("processed", "duplicate")
+    assert (first.json()["result"], second.json()["result"]) == ("stored", "duplicate")
+    await _apply(live_app)
+    event = await _stored(payload)
+    assert (event.status, event.attempts) == ("processed", 1)
     assert await Payment.count() == 1 and await Allocation.count() == 2
     assert await _open(a) == (0, "paid") and await _open(b) == (0, "paid")
+    # Delivered again once applied: answered, nothing stored or applied again.
+    third = await live_app.deliver(payload, header)
+    assert third.json()["result"] == "duplicate"
+    await _apply(live_app)
     # Another event about the same payment (Stripe sends several) changes nothing either.
     other = live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id))
-    assert (await live_app.deliver(*other)).json()["result"] == "processed"
+    assert (await _delivered(live_app, *other)).status == "processed"
     assert await Payment.count() == 1 and await Allocation.count() == 2
-    event = await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
-    assert event.attempts == 1
+    event = await _stored(payload)
+    assert event.attempts == 1 and event.status == "processed"  # taken once, applied once
 
 
 async def test_the_same_event_delivered_concurrently_applies_once(live_app: LiveApp):
@@ -173,7 +205,24 @@ async def test_the_same_event_delivered_concurrently_applies_once(live_app: Live
     )
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     results = sorted(a.json()["result"] for a in answers[:4])
-    assert results == ["duplicate", "duplicate", "duplicate", "processed"]
+    assert results == ["duplicate", "duplicate", "duplicate", "stored"]
+    assert answers[4].json()["result"] == "stored"
+    # Workers race too: two batches, and two `process` calls that take the event even when
+    # a batch holds it (as a worker whose claim ran out would).
+    gateway = shared_gateway(live_app.app.state, live_app.settings)
+    event_id = json.loads(payload)["id"]
+    outcomes = await asyncio.gather(
+        events.apply_due(gateway),
+        events.apply_due(gateway),
+        events.process(event_id, gateway),
+        events.process(event_id, gateway),
+    )
+    batches, singles = outcomes[:2], outcomes[2:]
+    ours = {event_id, json.loads(other[0])["id"]}
+    assert not ours & {e for b in batches for e in b.errors}, [b.errors for b in batches]
+    assert {o.result for o in singles} <= {"processed", "duplicate"}
+    stored = await StripeEvent.objects().where(StripeEvent.object_id == op.intent_id)
+    assert sorted(e.status for e in stored) == ["processed", "processed"]
     assert await Payment.count() == 1
     assert await Allocation.count() == 3
     assert sum(r["amount_minor"] for r in await Allocation.select(Allocation.amount_minor)) == 17500
@@ -184,7 +233,7 @@ async def test_the_same_event_delivered_concurrently_applies_once(live_app: Live
 # ------------------------------------------------------------------ failures
 
 
-async def test_a_failure_while_processing_leaves_nothing_and_redelivery_succeeds(
+async def test_a_failure_while_applying_leaves_nothing_and_the_retry_succeeds(
     live_app: LiveApp, monkeypatch
 ):
     live_app.webhooks_to_nowhere()
@@ -198,44 +247,158 @@ async def test_a_failure_while_processing_leaves_nothing_and_redelivery_succeeds
     before = await _counts(payload)
 
     calls = []
+    real = settlement._allocate
 
     async def allocate_then_break(*args, **kwargs):
         calls.append(args)
-        if len(calls) == 2:  # the first allocation is written, then the database "fails"
-            raise RuntimeError("injected failure after the first allocation")
-        return await allocate(*args, **kwargs)
+        await real(*args, **kwargs)  # both allocations are written, then the database "fails"
+        assert await Allocation.count() == before["allocations"] + 2
+        raise RuntimeError("injected failure after the allocations")
 
-    monkeypatch.setattr(settlement, "allocate", allocate_then_break)
-    failed = await live_app.deliver(payload, header)
-    assert failed.status_code == 500
-    assert len(calls) == 2
+    monkeypatch.setattr(settlement, "_allocate", allocate_then_break)
+    event = await _delivered(live_app, payload, header)
+    assert len(calls) == 1
     after = await _counts(payload)
     assert after == {**before, "events": before["events"] + 1}  # only the event is kept
-    event = await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
     assert event.status == "failed" and event.attempts == 1
     assert "injected failure" in event.last_error
     assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
     assert (await OnlinePayment.objects().get(OnlinePayment.id == op.id)).status == "started"
+    # Retried after its backoff, not before; a redelivery meanwhile changes nothing.
+    assert event.next_attempt_at > datetime.now(UTC) + timedelta(seconds=20)
+    await _apply(live_app)
+    assert (await live_app.deliver(payload, header)).json()["result"] == "duplicate"
+    assert (await _stored(payload)).attempts == 1 and len(calls) == 1
 
-    monkeypatch.setattr(settlement, "allocate", allocate)
-    again = await live_app.deliver(payload, header)  # Stripe's retry
-    assert again.status_code == 200 and again.json()["result"] == "processed"
-    event = await StripeEvent.objects().get(StripeEvent.id == event.id)
+    monkeypatch.setattr(settlement, "_allocate", real)
+    await _apply(live_app, now=event.next_attempt_at)  # the retry
+    event = await _stored(payload)
     assert event.status == "processed" and event.attempts == 2 and event.last_error == ""
     assert await _open(a) == (0, "paid") and await _open(b) == (0, "paid")
     assert await Payment.count() == 1 and await Allocation.count() == 2
 
 
-async def test_an_error_reading_stripe_is_answered_500_and_kept(live_app: LiveApp):
+async def test_a_failing_event_is_rolled_back_alone_and_the_batch_goes_on(
+    live_app: LiveApp, monkeypatch
+):
+    live_app.webhooks_to_nowhere()
+    company, first, (a,) = await _invoices("100.00")
+    second = await make_customer(company)
+    b = await make_item(second, "70.00", due=TODAY - timedelta(days=30))
+    method = await card(live_app.stripe, "4242424242424242")
+    op_a = await _attempt(live_app, company, first, [a], method)
+    op_b = await _attempt(
+        live_app, company, second, [b], await card(live_app.stripe, "4242424242424242")
+    )
+    deliveries = [
+        live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id))
+        for op in (op_a, op_b)
+    ]
+    for payload, header in deliveries:
+        assert (await live_app.deliver(payload, header)).json()["result"] == "stored"
+
+    real = settlement._allocate
+
+    async def refuse_a(customer_id, payment_id, ref, currency, plan):
+        if any(line.item.id == a.id for line, _ in plan):
+            raise RuntimeError("injected failure on a")
+        return await real(customer_id, payment_id, ref, currency, plan)
+
+    monkeypatch.setattr(settlement, "_allocate", refuse_a)
+    await _apply(live_app)  # both in one batch
+    failed, applied = [await _stored(payload) for payload, _ in deliveries]
+    assert failed.status == "failed" and "injected failure on a" in failed.last_error
+    assert applied.status == "processed"
+    assert await _open(a) == (10000, "open") and await _open(b) == (0, "paid")
+    assert await Payment.count() == 1  # a's payment went with its savepoint
+    assert (await OnlinePayment.objects().get(OnlinePayment.id == op_a.id)).status == "started"
+
+    monkeypatch.setattr(settlement, "_allocate", real)
+    await _apply(live_app, now=failed.next_attempt_at)
+    assert (await _stored(deliveries[0][0])).status == "processed"
+    assert await _open(a) == (0, "paid") and await Payment.count() == 2
+
+
+class _CountingGateway:
+    """The app's gateway, counting the PaymentIntents re-read from Stripe."""
+
+    def __init__(self, real):
+        self.real = real
+        self.reads: list[str] = []
+
+    async def payment_intent(self, intent_id: str) -> dict:
+        self.reads.append(intent_id)
+        return await self.real.payment_intent(intent_id)
+
+
+async def test_a_final_intent_applies_from_its_signed_event_others_are_read_again(
+    live_app: LiveApp,
+):
+    live_app.webhooks_to_nowhere()
+    company, customer, (a, b) = await _invoices("100.00", "50.00")
+    real = shared_gateway(live_app.app.state, live_app.settings)
+    gateway = _CountingGateway(real)
+    paid = await _attempt(
+        live_app, company, customer, [a], await card(live_app.stripe, "4242424242424242")
+    )
+    # As the bench sends it: succeeded, its charge and balance transaction expanded.
+    signed = await real.payment_intent(paid.intent_id)
+    assert signed["status"] == "succeeded"
+    payload, header = live_app.event("payment_intent.succeeded", signed)
+    assert (await live_app.deliver(payload, header)).json()["result"] == "stored"
+    # Stripe's own events name the charge only: the fee and net must be read.
+    bare = {**signed, "latest_charge": signed["latest_charge"]["id"]}
+    other = live_app.event("payment_intent.succeeded", bare)
+    assert (await live_app.deliver(*other)).json()["result"] == "stored"
+    await events.apply_all(gateway)  # type: ignore[arg-type]
+    assert gateway.reads == [paid.intent_id]  # the second event only
+    assert (await _stored(payload)).status == (await _stored(other[0])).status == "processed"
+    op = await OnlinePayment.objects().get(OnlinePayment.id == paid.id)
+    assert op.status == "succeeded" and op.net_minor == 10000 and op.balance_transaction_id
+    assert await _open(a) == (0, "paid") and await _open(b) == (5000, "open")
+
+
+class _StuckGateway:
+    """A Stripe that does not answer: the worker is stopped while it waits."""
+
+    def __init__(self):
+        self.reading = asyncio.Event()
+
+    async def payment_intent(self, intent_id: str) -> dict:
+        self.reading.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+async def test_a_worker_stopped_in_the_middle_of_a_batch_gives_its_claim_back(
+    live_app: LiveApp,
+):
+    live_app.webhooks_to_nowhere()
+    intent = {"id": "pi_stuck", "object": "payment_intent", "status": "processing"}
+    payload, header = live_app.event("payment_intent.processing", intent)
+    assert (await live_app.deliver(payload, header)).json()["result"] == "stored"
+    gateway = _StuckGateway()
+    worker = asyncio.create_task(events.apply_due(gateway))  # type: ignore[arg-type]
+    await asyncio.wait_for(gateway.reading.wait(), 10)
+    taken = await _stored(payload)
+    assert taken.attempts == 1  # claimed: other workers keep off it meanwhile
+    assert taken.next_attempt_at > datetime.now(UTC) + timedelta(minutes=5)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    back = await _stored(payload)
+    assert (back.status, back.attempts) == ("received", 0)
+    assert back.next_attempt_at <= datetime.now(UTC)  # due again at once
+
+
+async def test_an_error_reading_stripe_is_recorded_and_retried(live_app: LiveApp):
     live_app.webhooks_to_nowhere()
     payload, header = live_app.event(
         "payment_intent.succeeded", {"id": "pi_does_not_exist", "object": "payment_intent"}
     )
-    answer = await live_app.deliver(payload, header)
-    assert answer.status_code == 500
-    # By its id: localstripe may still be delivering an earlier test's events meanwhile.
-    event = await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
+    event = await _delivered(live_app, payload, header)
     assert event.status == "failed" and "InvalidRequestError" in event.last_error
+    assert event.attempts == 1 and event.next_attempt_at > datetime.now(UTC)
 
 
 async def test_unknown_event_types_are_stored_and_ignored(live_app: LiveApp):
@@ -245,6 +408,9 @@ async def test_unknown_event_types_are_stored_and_ignored(live_app: LiveApp):
     stored = await StripeEvent.objects().get(StripeEvent.event_id == json.loads(payload)["id"])
     assert stored.status == "ignored"
     assert (await live_app.deliver(payload, header)).json()["result"] == "duplicate"
+    await _apply(live_app)
+    stored = await _stored(payload)
+    assert (stored.status, stored.attempts) == ("ignored", 0)  # never the worker's business
 
 
 # ------------------------------------------------------------------ processing, then failed
@@ -259,12 +425,13 @@ async def test_processing_then_failed_leaves_the_items_open(live_app: LiveApp):
     op = await _attempt(live_app, company, customer, [a, b], method)
     intent = await _intent(live_app, op.intent_id)
     assert intent["status"] == "processing"
-    answer = await live_app.deliver(*live_app.event("payment_intent.processing", intent))
-    assert answer.json()["result"] == "processed"
+    processing = live_app.event("payment_intent.processing", intent)
+    assert (await _delivered(live_app, *processing)).status == "processed"
     assert await _open(a) == (10000, "payment_in_progress")
     assert await _open(b) == (5000, "payment_in_progress")
 
     async def failed():
+        await _apply(live_app)  # localstripe's own payment_failed, once it has arrived
         row = await OnlinePayment.objects().get(OnlinePayment.id == op.id)
         return row if row.status == "failed" else None
 
@@ -281,11 +448,13 @@ async def test_processing_then_succeeded_pays_the_items(live_app: LiveApp):
     company, customer, (a,) = await _invoices("100.00")
     method = await sepa(live_app.stripe, "FR1420041010050500013M02606")
     op = await _attempt(live_app, company, customer, [a], method)
-    await live_app.deliver(
-        *live_app.event("payment_intent.processing", await _intent(live_app, op.intent_id))
+    await _delivered(
+        live_app,
+        *live_app.event("payment_intent.processing", await _intent(live_app, op.intent_id)),
     )
 
     async def paid():
+        await _apply(live_app)  # localstripe's own payment_intent.succeeded
         return await _open(a) == (0, "paid")
 
     await wait_for(paid)
@@ -298,7 +467,9 @@ async def _paid(live: LiveApp, *amounts: str):
     live.webhooks_to_nowhere()
     company, customer, items = await _invoices(*amounts)
     op = await _attempt(live, company, customer, items, await card(live.stripe, "4242424242424242"))
-    await live.deliver(*live.event("payment_intent.succeeded", await _intent(live, op.intent_id)))
+    await _delivered(
+        live, *live.event("payment_intent.succeeded", await _intent(live, op.intent_id))
+    )
     assert all([await _open(i) == (0, "paid") for i in items])
     return await OnlinePayment.objects().get(OnlinePayment.id == op.id), items
 
@@ -306,8 +477,8 @@ async def _paid(live: LiveApp, *amounts: str):
 async def test_a_refund_reopens_the_items(live_app: LiveApp):
     op, (a, b) = await _paid(live_app, "100.00", "50.00")
     refund = await live_app.stripe.v1.refunds.create_async({"payment_intent": op.intent_id})
-    answer = await live_app.deliver(*live_app.event("refund.created", plain(refund)))
-    assert answer.json()["result"] == "processed"
+    refunded = await _delivered(live_app, *live_app.event("refund.created", plain(refund)))
+    assert refunded.status == "processed"
     assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
     payment = await Payment.objects().get(Payment.id == op.payment)
     assert (payment.amount_minor, payment.unapplied_minor) == (0, 0)  # nothing left as credit
@@ -315,8 +486,8 @@ async def test_a_refund_reopens_the_items(live_app: LiveApp):
     op = await OnlinePayment.objects().get(OnlinePayment.id == op.id)
     assert op.refunded_minor == 15000
     # The same refund announced again (refund.updated) changes nothing.
-    again = await live_app.deliver(*live_app.event("refund.updated", plain(refund)))
-    assert again.status_code == 200
+    again = await _delivered(live_app, *live_app.event("refund.updated", plain(refund)))
+    assert again.status == "processed"
     assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
 
 
@@ -325,7 +496,7 @@ async def test_a_partial_refund_reopens_the_newest_item_first(live_app: LiveApp)
     refund = await live_app.stripe.v1.refunds.create_async(
         {"payment_intent": op.intent_id, "amount": 3000}
     )
-    await live_app.deliver(*live_app.event("refund.created", plain(refund)))
+    await _delivered(live_app, *live_app.event("refund.created", plain(refund)))
     assert await _open(older) == (0, "paid")
     assert await _open(newer) == (3000, "open")
     payment = await Payment.objects().get(Payment.id == op.payment)
@@ -342,13 +513,14 @@ async def test_a_refund_event_before_the_success_event_is_harmless(live_app: Liv
     refund = await live_app.stripe.v1.refunds.create_async(
         {"payment_intent": op.intent_id, "amount": 5000}
     )
-    await live_app.deliver(
+    await _delivered(
+        live_app,
         *live_app.event(
             "charge.refunded", {"id": "ch_x", "object": "charge", "payment_intent": op.intent_id}
-        )
+        ),
     )
-    await live_app.deliver(*live_app.event("refund.created", plain(refund)))
-    await live_app.deliver(*success)  # late
+    await _delivered(live_app, *live_app.event("refund.created", plain(refund)))
+    await _delivered(live_app, *success)  # late
     assert await _open(a) == (0, "paid") and await _open(b) == (5000, "open")
     assert await Payment.count() == 1
 
@@ -368,11 +540,11 @@ async def test_a_lost_dispute_reopens_and_a_won_one_does_not(live_app: LiveApp):
     }
     created = live_app.event("charge.dispute.created", dispute)
     closed = live_app.event("charge.dispute.closed", {**dispute, "status": "lost"})
-    await live_app.deliver(*created)
+    await _delivered(live_app, *created)
     flagged = await FinanceException.objects().get(FinanceException.kind == "disputed")
     assert "fraudulent" in flagged.detail
     assert await _open(a) == (0, "paid")  # disputed is not lost
-    await live_app.deliver(*closed)
+    await _delivered(live_app, *closed)
     assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
     assert (await StripeDispute.objects().first()).status == "lost"
     # An older event arriving late does not undo the loss.
@@ -386,7 +558,8 @@ async def test_a_lost_dispute_reopens_and_a_won_one_does_not(live_app: LiveApp):
             "data": {"object": stale},
         }
     ).encode()
-    await live_app.deliver(payload, sign(payload, live_app.secret))
+    late = await _delivered(live_app, payload, sign(payload, live_app.secret))
+    assert late.status == "processed"
     assert (await StripeDispute.objects().first()).status == "lost"
     assert await _open(a) == (10000, "open")
 
@@ -412,8 +585,9 @@ async def test_paid_another_way_meanwhile_and_the_excess_are_flagged(live_app: L
     )
     await transfer.save()
     await allocate(transfer.id, b.id, Money.from_minor(5000, "EUR"), CLERK)
-    await live_app.deliver(
-        *live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id))
+    await _delivered(
+        live_app,
+        *live_app.event("payment_intent.succeeded", await _intent(live_app, op.intent_id)),
     )
     assert await _open(a) == (0, "paid")
     payment = await Payment.objects().get(
@@ -439,7 +613,7 @@ async def test_a_payment_made_outside_the_portal_is_flagged_unallocated(live_app
             "metadata": {"relance_company": company.code, "relance_customer": customer.ref},
         }
     )
-    await live_app.deliver(*live_app.event("payment_intent.succeeded", plain(intent)))
+    await _delivered(live_app, *live_app.event("payment_intent.succeeded", plain(intent)))
     payment = await Payment.objects().get(Payment.ref == intent.id)
     assert (payment.amount_minor, payment.unapplied_minor) == (2500, 2500)
     flagged = await FinanceException.objects().get(FinanceException.kind == "unallocated")
@@ -455,8 +629,8 @@ async def test_a_payment_made_outside_the_portal_is_flagged_unallocated(live_app
             "confirm": True,
         }
     )
-    answer = await live_app.deliver(*live_app.event("payment_intent.succeeded", plain(foreign)))
-    assert answer.json()["result"] == "processed"
+    done = await _delivered(live_app, *live_app.event("payment_intent.succeeded", plain(foreign)))
+    assert done.status == "processed"
     assert await OnlinePayment.count().where(OnlinePayment.intent_id == foreign.id) == 0
 
 
