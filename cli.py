@@ -509,13 +509,13 @@ def run_demo(folder: Path, *, host: str, port: int) -> None:
     import uvicorn
 
     from app import create_app
-    from portal.mailing import TemplateComposer
     from receivables.access.portal_links import issue_link
     from receivables.demo import DEMO_PASSWORD, HISTORY_DAYS, STAFF, build
     from receivables.mail.capture import start_capture_server
     from receivables.portal.emails import PortalMail
     from receivables.worker import run_forever
     from web.logs import configure_logging
+    from web.mailing import TemplateComposer
 
     folder.mkdir(parents=True, exist_ok=True)
     base_url = f"http://{host}:{port}"

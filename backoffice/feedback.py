@@ -246,7 +246,7 @@ def portal_mail(request: Request) -> PortalMail:
     """Emails to customers, composed exactly as the portal composes its own."""
     # The composer lives with the portal face for now; it belongs in web/ (shared by both
     # faces), see docs/BACKOFFICE.md.
-    from portal.mailing import TemplateComposer
+    from web.mailing import TemplateComposer
 
     settings = request.app.state.settings
     return PortalMail(

@@ -24,7 +24,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from portal.mailing import TemplateComposer
 from receivables.access.rate_limits import RateLimit, client_bucket
 from receivables.portal.deep_links import landing
 from receivables.portal.emails import PortalMail
@@ -34,6 +33,7 @@ from receivables.portal.sessions import SESSION_HOURS, Visit, csrf_ok, exchange_
 from receivables.portal.sessions import set_language as remember_language
 from receivables.settings import Settings
 from web.client_address import client_ip
+from web.mailing import TemplateComposer
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION_COOKIE = "relance_portal"

@@ -20,7 +20,12 @@ from receivables.portal.account import AccountView
 from receivables.portal.feedback import PendingAnswer
 from receivables.portal.i18n import Translator
 from receivables.portal.sessions import Visit
-from receivables.portal.tables import DISPUTE_REASONS, FeedbackKind
+from receivables.portal.tables import (
+    ANSWER_KINDS,
+    DISPUTE_REASONS,
+    PAID_METHODS,
+    FeedbackKind,
+)
 from web.filters import day
 
 SHOWS = ("all", "overdue", "due")
@@ -34,19 +39,8 @@ SORTS = {
     "open": lambda i: (i.open.amount, i.id),
 }
 REASONS = DISPUTE_REASONS  # the domain's labels: one list for the page, the mails, the reminders
-METHODS = {
-    "transfer": "Bank transfer",
-    "card": "Card",
-    "cheque": "Cheque",
-    "direct_debit": "Direct debit",
-    "other": "Other",
-}
-KINDS = {
-    "paid": "Already paid",
-    "promise": "Will pay on",
-    "dispute": "Disputed",
-    "question": "Question",
-}
+METHODS = PAID_METHODS
+KINDS = ANSWER_KINDS
 TYPES = {"invoice": "Invoice", "credit_note": "Credit note", "payment": "Payment"}
 
 

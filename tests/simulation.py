@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from portal.mailing import TemplateComposer
 from receivables.dunning import agenda as desk
 from receivables.dunning.letters import mark_letter_sent
 from receivables.dunning.sending import template_texts
@@ -23,6 +22,7 @@ from receivables.portal.emails import PortalMail
 from receivables.portal.feedback import AnswerForm, pending_feedback, submit_answer, validate
 from receivables.portal.sessions import contact_actor
 from tests.factories import make_contact, make_customer, make_item, make_payment
+from web.mailing import TemplateComposer
 
 START = date(2026, 1, 5)  # a Monday
 DAYS = 60

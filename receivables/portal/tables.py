@@ -73,6 +73,24 @@ class PaidMethod(str, Enum):
     other = "other"
 
 
+PAID_METHODS: dict[str, str] = {
+    PaidMethod.transfer.value: "Bank transfer",
+    PaidMethod.card.value: "Card",
+    PaidMethod.cheque.value: "Cheque",
+    PaidMethod.direct_debit.value: "Direct debit",
+    PaidMethod.other.value: "Other",
+}
+"""How a customer says an invoice was paid: the English label, also its catalogue key."""
+
+ANSWER_KINDS: dict[str, str] = {
+    "paid": "Already paid",
+    "promise": "Will pay on",
+    "dispute": "Disputed",
+    "question": "Question",
+}
+"""The answers a customer gives on an invoice, as read by the customer and the collector."""
+
+
 class Feedback(Table, tablename="feedback"):
     """A customer's answer on one invoice, pending until a collector validates or rejects it.
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from portal.mailing import TemplateComposer
 from receivables.clock import today_in
 from receivables.db import make_engine, migrate, start, stop, use_engine
 from receivables.demo import DemoSummary, build, make_plan
@@ -30,6 +29,7 @@ from receivables.portal.emails import PortalMail
 from receivables.portal.tables import Feedback, FeedbackStatus
 from receivables.settings import load_settings
 from tests.conftest import TEST_SECRET
+from web.mailing import TemplateComposer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

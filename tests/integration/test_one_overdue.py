@@ -81,8 +81,8 @@ async def test_portal_headline_reminder_and_list_show_the_same_overdue(pclient, 
         customer, "50.00", due=today - timedelta(days=3), kind=ItemKind.credit_note, number="CN"
     )
     # The customer says the 300.50 one is paid: on hold until a collector decides.
-    from portal.mailing import TemplateComposer
     from receivables.portal.emails import PortalMail
+    from web.mailing import TemplateComposer
 
     await submit_answer(
         customer_id=customer.id,

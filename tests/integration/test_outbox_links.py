@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from portal.mailing import TemplateComposer
 from receivables.access.portal_links import issue_link, resolve_token
 from receivables.access.tables import Role
 from receivables.dunning.calls import send_statement_email
@@ -44,6 +43,7 @@ from tests.integration.test_backoffice import (  # noqa: F401 - fixtures
     sign_in,
     world,
 )
+from web.mailing import TemplateComposer
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://testserver.local"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from portal.mailing import TemplateComposer
 from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.history import Actor, ActorKind, HistoryEvent
 from receivables.ledger.tables import Item, ItemStatus
@@ -27,6 +26,7 @@ from receivables.portal.sessions import contact_actor
 from receivables.portal.tables import Feedback, FeedbackStatus
 from tests.integration.test_portal_support import *  # noqa: F403 (fixtures)
 from tests.integration.test_portal_support import make_account
+from web.mailing import TemplateComposer
 
 TODAY = date.today()
 COLLECTOR = Actor(ActorKind.staff, "colette@seller.example", 7)

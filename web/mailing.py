@@ -1,4 +1,6 @@
-"""Emails composed from templates/emails/: the HTML part autoescaped, the text part plain.
+"""Emails composed from templates/emails/, for every face and the CLI.
+
+The HTML part is autoescaped, the text part plain.
 
 Templates only place variables; they never receive user text as template code.
 """
@@ -11,9 +13,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from portal.display import KINDS, METHODS, REASONS
 from receivables.portal.emails import ComposedEmail
 from receivables.portal.i18n import locale_for, translator
+from receivables.portal.tables import ANSWER_KINDS, DISPUTE_REASONS, PAID_METHODS
 from web.filters import register_filters
 
 
@@ -43,9 +45,9 @@ class TemplateComposer:
             "_": translator(language),
             "lang": language,
             "locale": context.get("locale") or locale_for(language),
-            "kinds": KINDS,
-            "methods": METHODS,
-            "reasons": REASONS,
+            "kinds": ANSWER_KINDS,
+            "methods": PAID_METHODS,
+            "reasons": DISPUTE_REASONS,
         }
         if values["locale"] and not str(values["locale"]).startswith(language):
             values["locale"] = locale_for(language, str(values["locale"]))
