@@ -65,6 +65,11 @@ class Company(Table, tablename="company"):
     formal_notice_days = Integer(
         default=8, help_text="Days to pay given by a formal notice, counted from its posting."
     )
+    writeoff_tolerance_minor = BigInt(
+        default=0,
+        help_text="A remainder of at most this much left on a partly paid invoice, in the "
+        "company currency, is not chased and finance may write it off (minor units; 0: off).",
+    )
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -156,6 +161,7 @@ class ItemStatus(str, Enum):
     paid_pending = "paid_pending"
     payment_in_progress = "payment_in_progress"
     paid = "paid"
+    written_off = "written_off"
     cancelled = "cancelled"
 
 
@@ -202,6 +208,10 @@ class Payment(Table, tablename="payment"):
         direct_debit = "direct_debit"
         cheque = "cheque"
         other = "other"
+        credit_note = "credit_note"
+        """Not money: carries a credit note's open amount to the invoices it is applied to."""
+        write_off = "write_off"
+        """Not money: a small remainder written off by finance."""
 
     company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
     customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
@@ -211,6 +221,12 @@ class Payment(Table, tablename="payment"):
     currency = Varchar(length=3)
     amount_minor = BigInt()
     unapplied_minor = BigInt(help_text="amount - active allocations.")
+    credit_note = ForeignKey(
+        Item,
+        null=True,
+        on_delete=OnDelete.restrict,
+        help_text="Method credit_note: the credit note whose amount this payment carries.",
+    )
     created_at = Timestamptz(default=TimestamptzNow())
 
 
