@@ -734,5 +734,47 @@ def dunning_run(on: Any) -> None:
     out.print(report.line())
 
 
+@main.group()
+def insight() -> None:
+    """The dashboard's figures: snapshots and trends."""
+
+
+@insight.command(name="rebuild")
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Rebuild up to this date, YYYY-MM-DD (default: today).",
+)
+@click.option("--months", default=12, show_default=True, type=click.IntRange(1, 60))
+def insight_rebuild(on: Any, months: int) -> None:
+    """Rebuild the month-end trend points and past weeks' forecasts from the ledger's
+    dates (a new installation, an import of old invoices), then today's figures."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from receivables.clock import company_today
+    from receivables.insight.snapshots import rebuild
+
+    settings = _settings()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("Dashboard rebuild", total=None)
+
+        def on_progress(step: str, done: int, total: int) -> None:
+            progress.update(task, description=f"Dashboard: {step}", completed=done, total=total)
+
+        async def run() -> int:
+            day = on.date() if on else await company_today()
+            return await rebuild(day, months=months, progress=on_progress)
+
+        written = _with_db(settings, run)
+    out.print(f"{written} month-end points rebuilt")
+
+
 if __name__ == "__main__":
     main()

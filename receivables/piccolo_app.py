@@ -17,6 +17,7 @@ from receivables.dunning.tables import (
     Scenario,
 )
 from receivables.history import HistoryCheckpoint, HistoryCheckpointHead, HistoryEvent
+from receivables.insight.tables import ForecastSnapshot, InsightSnapshot
 from receivables.ledger.tables import (
     Allocation,
     Company,
@@ -82,6 +83,9 @@ APP_CONFIG = AppConfig(
         BankStatement,
         BankLine,
         BankLineMatch,
+        # Dashboard snapshots
+        InsightSnapshot,
+        ForecastSnapshot,
     ],
     migration_dependencies=[],
     commands=[],

@@ -94,5 +94,16 @@ async def _stripe_events(settings: Settings) -> None:
 # (each run applies until none is due; a failed event waits for its retry time). Looked for
 # ten times a second: one indexed query each, and the portal's page waits for the result.
 JOBS.append(Job("stripe_events", 0.1, _stripe_events))
+
+
+async def _dashboard_figures(settings: Settings) -> None:
+    from receivables.insight.snapshots import write_due
+
+    await write_due()
+
+
+# After each company's daily run, its dashboard figures of the night (and those of all
+# companies) are written once; looked for every 5 minutes, like the run itself.
+JOBS.append(Job("dashboard", 300.0, _dashboard_figures))
 # The outbox asks dunning, before sending its emails, whether they are still wanted.
 import receivables.dunning  # noqa: E402, F401
