@@ -369,6 +369,55 @@ async def _legacy_head(company_id: int) -> str:
     return last["hash"] if last else GENESIS
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event to append with `record_many` (the arguments of `record`)."""
+
+    company_id: int
+    actor: Actor
+    kind: str
+    customer_id: int | None = None
+    item_id: int | None = None
+    details: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+_COLUMNS = (
+    "company",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "customer",
+    "item",
+    "kind",
+    "details",
+    "chain",
+    "seq",
+    "prev_hash",
+    "hash",
+)
+_INSERT_ROWS = 500
+"""Rows per INSERT statement (13 parameters each: SQLite allows 32,766 per statement)."""
+_HEADS_PER_QUERY = 200
+
+
+async def _heads(chains: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Each chain's last (position, hash), in one statement per _HEADS_PER_QUERY chains: a
+    backward step of the (chain, seq) index for each."""
+    heads: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(chains), _HEADS_PER_QUERY):
+        part = chains[start : start + _HEADS_PER_QUERY]
+        one = (
+            "SELECT * FROM (SELECT chain, seq, hash FROM history_event "
+            "WHERE chain = {} ORDER BY seq DESC LIMIT 1) AS h"
+        )
+        sql = " UNION ALL ".join(one.replace("AS h", f"AS h{i}") for i in range(len(part)))
+        for row in await HistoryEvent.raw(sql, *part):
+            heads[row["chain"]] = (int(row["seq"]), row["hash"])
+    return heads
+
+
 async def record(
     *,
     company_id: int,
@@ -380,40 +429,65 @@ async def record(
     at: datetime | None = None,
 ) -> int:
     """Append one event to its chain, in the caller's transaction (or a new one); its id."""
-    chain = chain_of(company_id, customer_id)
+    event = Event(company_id, actor, kind, customer_id, item_id, details, at)
+    return (await record_many([event]))[0]
+
+
+async def record_many(events: Sequence[Event]) -> list[int]:
+    """Append these events to their chains in the caller's transaction (or a new one), in
+    the order given; their ids, in that order.
+
+    The locks of every chain concerned are taken in one statement (in the documented order),
+    the heads read in one, the links computed here in order, and the rows written in one
+    INSERT (per _INSERT_ROWS): three statements for a batch instead of three per event."""
+    if not events:
+        return []
     async with atomic():
         if is_postgres():
             # Held until the transaction ends; already held when the caller locked its accounts.
-            await _take(_event_locks(company_id, customer_id))
-        last = (
-            await HistoryEvent.select(HistoryEvent.seq, HistoryEvent.hash)
-            .where(HistoryEvent.chain == chain)
-            .order_by(HistoryEvent.seq, ascending=False)
-            .first()
-        )
-        if last is not None:
-            seq, prev = int(last["seq"]) + 1, last["hash"]
-        else:
-            seq = 1
-            prev = await _legacy_head(company_id) if customer_id is None else GENESIS
-        occurred = (at or datetime.now(UTC)).astimezone(UTC)
-        row: dict[str, Any] = {
-            "company": company_id,
-            "occurred_at": occurred,
-            "actor_kind": actor.kind.value,
-            "actor_id": actor.id,
-            "actor_label": actor.label[:254],
-            "customer": customer_id,
-            "item": item_id,
-            "kind": kind,
-            "details": canonical_json(details or {}),
-            "chain": chain,
-            "seq": seq,
-            "prev_hash": prev,
-        }
-        row["hash"] = chain_hash(prev, row)
-        inserted = await HistoryEvent.insert(HistoryEvent(**row)).returning(HistoryEvent.id)
-        return int(inserted[0]["id"])
+            await _take(lock for e in events for lock in _event_locks(e.company_id, e.customer_id))
+        chains = sorted({chain_of(e.company_id, e.customer_id) for e in events})
+        heads = await _heads(chains)
+        rows: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        for e in events:
+            chain = chain_of(e.company_id, e.customer_id)
+            if chain in heads:
+                seq, prev = heads[chain]
+                seq += 1
+            else:
+                seq = 1
+                prev = await _legacy_head(e.company_id) if e.customer_id is None else GENESIS
+            row: dict[str, Any] = {
+                "company": e.company_id,
+                "occurred_at": (e.at or now).astimezone(UTC),
+                "actor_kind": e.actor.kind.value,
+                "actor_id": e.actor.id,
+                "actor_label": e.actor.label[:254],
+                "customer": e.customer_id,
+                "item": e.item_id,
+                "kind": e.kind,
+                "details": canonical_json(e.details or {}),
+                "chain": chain,
+                "seq": seq,
+                "prev_hash": prev,
+            }
+            row["hash"] = chain_hash(prev, row)
+            heads[chain] = (seq, row["hash"])
+            rows.append(row)
+        ids: dict[str, int] = {}
+        for start in range(0, len(rows), _INSERT_ROWS):
+            part = rows[start : start + _INSERT_ROWS]
+            values = ", ".join("(" + ", ".join(["{}"] * len(_COLUMNS)) + ")" for _ in part)
+            inserted = await HistoryEvent.raw(
+                f"INSERT INTO history_event ({', '.join(_COLUMNS)}) "  # noqa: S608
+                f"VALUES {values} RETURNING id, hash",
+                *[row[c] for row in part for c in _COLUMNS],
+            )
+            # Matched by hash (unique: it covers the chain and position), not by the order
+            # RETURNING happens to give.
+            ids.update({r["hash"]: int(r["id"]) for r in inserted})
+        return [ids[row["hash"]] for row in rows]
 
 
 # ------------------------------------------------------------------ verifying

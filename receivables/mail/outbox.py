@@ -466,19 +466,24 @@ async def record_sent_events(sent: Sequence[dict]) -> int:
                 OutboxMessage.sent_event,
             )
         )
-        for r in sorted(rows, key=lambda r: r["id"]):
-            await history.record(
-                company_id=r["company"],
-                actor=Actor.system("mail"),
-                kind="email.sent",
-                customer_id=r["customer"],
-                details={
-                    "outbox": r["id"],
-                    "message_id": r["message_id"],
-                    **json.loads(r["sent_event"] or "{}"),
-                },
-                at=r["sent_at"],
-            )
+        # One INSERT for the group (`record_many`), in the order the messages were queued.
+        await history.record_many(
+            [
+                history.Event(
+                    r["company"],
+                    Actor.system("mail"),
+                    "email.sent",
+                    customer_id=r["customer"],
+                    details={
+                        "outbox": r["id"],
+                        "message_id": r["message_id"],
+                        **json.loads(r["sent_event"] or "{}"),
+                    },
+                    at=r["sent_at"],
+                )
+                for r in sorted(rows, key=lambda r: r["id"])
+            ]
+        )
     return len(rows)
 
 

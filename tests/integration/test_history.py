@@ -488,3 +488,59 @@ async def test_a_bulk_writer_takes_the_company_gate(pg_db, monkeypatch):
     assert not waiting.done()  # the company's writers wait for the bulk writer
     release.set()
     await asyncio.wait_for(asyncio.gather(holder, waiting), 5)
+
+
+async def test_record_many_links_each_batch_in_order_into_every_chain(db, databases):
+    """One INSERT per batch, interleaved accounts and the company chain (which starts where
+    the legacy chain ends), three batches racing one another and a single writer: every
+    chain is whole, each id is its event's, and the command line verifies it."""
+    company = await make_company()
+    first, second = await make_customer(company), await make_customer(company)
+    await _legacy_rows(company, first, 2)
+    await _events(company, first, 1)
+
+    def batch(b: int) -> list[history.Event]:
+        return [
+            history.Event(
+                company.id,
+                Actor.system(),
+                f"test.batch{b}",
+                customer_id=customer.id if customer else None,
+                details={"b": b, "n": n},
+            )
+            for n, customer in enumerate([first, second, None, first, first, None])
+        ]
+
+    written = await asyncio.gather(
+        *(history.record_many(batch(b)) for b in range(3)), _events(company, second, 1)
+    )
+    for b, ids in enumerate(written[:3]):
+        rows = await HistoryEvent.select().where(HistoryEvent.id.is_in(ids))
+        by_id = {r["id"]: r for r in rows}
+        assert [by_id[i]["details"] for i in ids] == [
+            history.canonical_json({"b": b, "n": n}) for n in range(6)
+        ]
+        assert {by_id[i]["kind"] for i in ids} == {f"test.batch{b}"}
+        # A batch's events of one chain are consecutive there, in the order given.
+        for chain in (f"c{first.id}", f"c{second.id}", f"k{company.id}"):
+            seqs = [by_id[i]["seq"] for i in ids if by_id[i]["chain"] == chain]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert await history.record_many([]) == []
+    counts = {
+        r["chain"]: (r["n"], r["top"])
+        for r in await HistoryEvent.raw(
+            "SELECT chain, COUNT(*) AS n, MAX(seq) AS top FROM history_event "
+            "WHERE chain IS NOT NULL GROUP BY chain"
+        )
+    }
+    assert counts == {f"c{first.id}": (10, 10), f"c{second.id}": (4, 4), f"k{company.id}": (6, 6)}
+    report = await verify()
+    assert report.ok and report.checked == 22
+    url = databases.urls[db]
+    ok = _relance(["history", "verify"], url)
+    assert ok.returncode == 0 and "History intact: 22 events checked" in ok.stdout, ok.stdout
+
+    middle = written[1][3]
+    await _sql(f"UPDATE history_event SET details = '{{}}' WHERE id = {middle}")
+    broken = _relance(["history", "verify"], url)
+    assert broken.returncode == 1 and f"BROKEN at event {middle} (altered" in broken.stdout
