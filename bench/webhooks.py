@@ -56,6 +56,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import httpx
+import stripe
 
 from receivables import db
 from receivables.history import Actor
@@ -64,7 +65,6 @@ from receivables.money import to_minor
 from receivables.payments import checkout
 from receivables.payments.emulator import free_port, start_emulator
 from receivables.payments.gateway import StripeGateway
-from receivables.payments.signatures import sign
 from receivables.payments.tables import OnlinePayment, StripeEvent
 from receivables.settings import load_settings
 
@@ -326,7 +326,9 @@ async def deliver_all(
             start = time.perf_counter()
             headers = {
                 "content-type": "application/json",
-                "stripe-signature": sign(payload, secret),
+                "stripe-signature": stripe.WebhookSignature.generate_signature_header(
+                    payload.decode(), secret
+                ),
             }
             async with http.post(url, data=payload, headers=headers) as answer:
                 body = await answer.json() if answer.status == 200 else {}

@@ -17,6 +17,11 @@ import pytest
 
 from receivables.db import all_tables, make_engine, migrate, start, stop, use_engine
 
+# localstripe and the live app (`stripe_emulator`, `live_app`) for every module: one emulator
+# for the whole session. A module that imported the fixture got its own copy, started once
+# per module.
+pytest_plugins = ["tests.stripe_emulator"]
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 ENGINES = ["sqlite", "postgres"]
 

@@ -2,7 +2,9 @@
 webhooks, and the helpers that make the events localstripe does not emit (refunds, disputes,
 async methods) as real events signed with the webhook secret.
 
-Test modules import the fixtures they use: `from tests.stripe_emulator import live_app, ...`.
+Its fixtures (`stripe_emulator`, `live_app`) are a plugin of tests/conftest.py: one emulator
+for the session. Test modules import only the helpers (`card`, `signed_event`, ...); importing
+a fixture would give that module its own emulator.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import pytest
 import stripe
 
 from receivables.payments.emulator import Emulator, free_port, start_emulator
-from receivables.payments.signatures import sign
 from receivables.settings import Settings, load_settings
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
@@ -130,6 +131,13 @@ async def live_app(db, databases, stripe_emulator) -> AsyncIterator[LiveApp]:
         await task
 
 
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header for `payload`, made by the SDK's own helper for tests."""
+    return stripe.WebhookSignature.generate_signature_header(
+        payload.decode("utf-8"), secret, timestamp
+    )
+
+
 def signed_event(
     kind: str,
     obj: dict[str, Any],
@@ -195,6 +203,7 @@ __all__ = [
     "live_app",
     "plain",
     "sepa",
+    "sign",
     "signed_event",
     "stripe_emulator",
     "stripe_settings",

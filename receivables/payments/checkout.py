@@ -9,31 +9,46 @@ The path works the same against Stripe and localstripe:
    of the attempt (a retried request never charges twice); on `requires_action` the browser
    completes 3-D Secure with `confirmCardPayment`.
 
-Nothing here marks an item paid: only Stripe's webhook does (receivables.payments.events).
-A declined card ends the attempt; the customer retries with a new one.
+Nothing here marks an item paid on the browser's word: Stripe's webhook does
+(receivables.payments.events), or Stripe's own answer read again (`settle_stale`). A declined
+card ends the attempt; the customer retries with a new one.
+
+An amount Stripe would refuse (under its minimum, over its maximum: `amounts.check_limits`)
+is refused by `select`, before anything is stored or sent to Stripe.
+
+An attempt is never released by a clock. One sent to Stripe keeps its items until Stripe says
+it ended: `settle_stale` re-reads the PaymentIntent of attempts quiet for STALE_AFTER and
+applies what it says (succeeded and processing are applied, never released; canceled and
+failed release the items). One waiting for the bank's confirmation (3-D Secure abandoned) is
+shown to the customer, who finishes it or cancels it (`cancel`: canceled at Stripe first,
+then released); finance sees such attempts (`stuck`) and can cancel them too.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from receivables import history
-from receivables.db import atomic, is_postgres
+from receivables import clock, history
+from receivables.db import atomic
 from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.history import Actor
 from receivables.ledger.tables import Company, Customer, Item, ItemKind, ItemStatus
 from receivables.money import Money, MoneyError, format_minor
 from receivables.payments import settlement
-from receivables.payments.amounts import to_stripe
+from receivables.payments.amounts import OutsideLimits, check_limits
 from receivables.payments.gateway import PaymentDeclined, StripeGateway
 from receivables.payments.tables import OnlinePayment, OnlinePaymentItem
 
 Status = OnlinePayment.Status
 STALE_AFTER = timedelta(hours=1)
-"""An attempt stuck before the bank (3-D Secure abandoned) stops blocking its items then."""
+"""An attempt quiet this long is asked about at Stripe (`settle_stale`): Stripe's answer, not
+the clock, decides whether its items are released."""
+CLAIM_LOST_AFTER = timedelta(hours=1)
+"""An attempt claimed for Stripe whose create call never answered (the process died between
+the claim and Stripe's answer: no intent id is known) releases its items then."""
 _NOT_PAYABLE = (
     ItemStatus.paid.value,
     ItemStatus.cancelled.value,
@@ -86,19 +101,15 @@ class Selection:
 
 
 async def _busy_item_ids(customer_id: int, exclude: int | None = None) -> set[int]:
-    """Items an attempt already sent to Stripe is paying (not yet confirmed by the webhook)."""
-    since = datetime.now(UTC) - STALE_AFTER
+    """Items an attempt already sent to Stripe is paying, until Stripe says it ended (the
+    webhook, or `settle_stale`): never released by age alone."""
+    lost = clock.now() - CLAIM_LOST_AFTER
     busy = await OnlinePayment.select(OnlinePayment.id).where(
         (OnlinePayment.customer == customer_id)
         & (OnlinePayment.id != (exclude or 0))
         & OnlinePayment.intent_id.is_not_null()
-        & (
-            (OnlinePayment.status == Status.processing.value)
-            | (
-                OnlinePayment.status.is_in([Status.started.value, Status.requires_action.value])
-                & (OnlinePayment.updated_at > since)
-            )
-        )
+        & OnlinePayment.status.is_in(list(settlement.ACTIVE))
+        & (OnlinePayment.intent_id.not_like("pending:%") | (OnlinePayment.updated_at > lost))
     )
     if not busy:
         return set()
@@ -183,7 +194,9 @@ async def select(customer_id: int, item_ids: list[int], on: date) -> Selection:
             "items", "the credit notes selected cover these invoices: there is nothing to pay"
         )
     try:
-        to_stripe(sel.total)
+        check_limits(sel.total)  # Stripe's minimum and maximum, before anything is sent to it
+    except OutsideLimits:
+        raise
     except MoneyError as exc:
         raise InvalidInput.one("items", str(exc)) from None
     return sel
@@ -265,10 +278,11 @@ async def _attempt(customer_id: int, key: str) -> OnlinePayment:
 
 
 async def _claim(op: OnlinePayment) -> None:
-    """Reserve the attempt's items: no two attempts may send the same invoice to Stripe."""
+    """Reserve the attempt's items: no two attempts may send the same invoice to Stripe.
+    The account's lock is taken the documented way (`history.lock_accounts`: chain before
+    rows), so a claim waits for a webhook or an allocation on the same account."""
     async with atomic():
-        if is_postgres():
-            await Customer.select(Customer.id).where(Customer.id == op.customer).lock_rows()
+        await history.lock_accounts([op.customer], company_id=op.company)
         mine = {
             r["item"]
             for r in await OnlinePaymentItem.select(OnlinePaymentItem.item).where(
@@ -366,6 +380,9 @@ async def confirm(
     except PaymentDeclined as declined:
         await _declined(op, declined, actor)
         return Confirmation("declined", message=declined.message)
+    except OutsideLimits as refused:  # Stripe's minimum for a currency its table lacks
+        await _declined(op, PaymentDeclined(str(refused), "amount_outside_limits"), actor)
+        raise
     await OnlinePayment.update({OnlinePayment.intent_id: intent["id"]}).where(
         (OnlinePayment.id == op.id) & (OnlinePayment.intent_id == f"pending:{op.key}")
     )
@@ -486,3 +503,176 @@ async def attempt_view(customer_id: int, key: str) -> AttemptView:
             for r in rows
         ],
     )
+
+
+# ------------------------------------------------------------------ attempts Stripe settles
+
+
+_NEVER_CONFIRMED = ("requires_payment_method", "requires_confirmation")
+
+
+async def _reread(op: OnlinePayment, gateway: StripeGateway) -> dict[str, Any]:
+    """The attempt's PaymentIntent as Stripe has it now, applied (succeeded and processing
+    are applied like their webhook; canceled and failed release the items)."""
+    assert op.intent_id
+    intent = await gateway.payment_intent(op.intent_id)
+    if intent.get("status") in _NEVER_CONFIRMED and not intent.get("last_payment_error"):
+        # Made but never confirmed (no card reached it): nothing can happen to it unless it
+        # is confirmed, so it is canceled at Stripe before its items go back.
+        if await gateway.cancel_payment_intent(op.intent_id):
+            intent = await gateway.payment_intent(op.intent_id)
+    await settlement.sync_intent(intent)
+    await OnlinePayment.update({OnlinePayment.updated_at: clock.now()}).where(
+        (OnlinePayment.id == op.id) & OnlinePayment.status.is_in(list(settlement.ACTIVE))
+    )
+    return intent
+
+
+async def settle_stale(customer_id: int | None, gateway: StripeGateway) -> int:
+    """Attempts sent to Stripe and quiet for STALE_AFTER (no webhook came: it may be down)
+    are read again from Stripe and what it says is applied; a customer's, or every one
+    (None, the worker). How many were read."""
+    quiet = clock.now() - STALE_AFTER
+    where: Any = (
+        OnlinePayment.status.is_in(list(settlement.ACTIVE))
+        & OnlinePayment.intent_id.is_not_null()
+        & OnlinePayment.intent_id.not_like("pending:%")
+        & (OnlinePayment.updated_at <= quiet)
+    )
+    if customer_id is not None:
+        where &= OnlinePayment.customer == customer_id
+    stale = await OnlinePayment.objects().where(where).order_by(OnlinePayment.id).limit(50)
+    for op in stale:
+        await _reread(op, gateway)
+    return len(stale)
+
+
+async def waiting(customer_id: int) -> list[AttemptView]:
+    """The customer's attempts waiting for the bank's confirmation (3-D Secure not finished):
+    the pay page shows them with a way to finish or cancel each."""
+    rows = await OnlinePayment.select(OnlinePayment.key).where(
+        (OnlinePayment.customer == customer_id)
+        & (OnlinePayment.status == Status.requires_action.value)
+        & OnlinePayment.intent_id.is_not_null()
+        & OnlinePayment.intent_id.not_like("pending:%")
+    )
+    return [await attempt_view(customer_id, r["key"]) for r in rows]
+
+
+async def finish_secret(customer_id: int, key: str, gateway: StripeGateway) -> Confirmation:
+    """What the browser needs to finish a waiting attempt's 3-D Secure (confirmCardPayment):
+    Stripe's client secret while it still requires action, else the state Stripe reports."""
+    op = await _attempt(customer_id, key)
+    if not op.intent_id or op.intent_id.startswith("pending:") or op.status in settlement.FINAL:
+        return await _current(op, gateway)
+    intent = await _reread(op, gateway)
+    if intent.get("status") == "requires_action":
+        return Confirmation("requires_action", client_secret=str(intent["client_secret"]))
+    return Confirmation(str(intent.get("status")))
+
+
+async def _cancel(op: OnlinePayment, gateway: StripeGateway, actor: Actor) -> str:
+    """Cancel at Stripe first, then read it again and apply what it says: items are released
+    only when Stripe confirms the cancel (a payment that succeeded meanwhile is applied)."""
+    if op.status in settlement.FINAL:
+        return op.status
+    if op.intent_id is None:  # never sent to Stripe: nothing to cancel there
+        await OnlinePayment.update(
+            {
+                OnlinePayment.status: Status.canceled.value,
+                OnlinePayment.failure_message: "The payment was canceled.",
+            }
+        ).where((OnlinePayment.id == op.id) & OnlinePayment.intent_id.is_null())
+        return Status.canceled.value
+    if op.intent_id.startswith("pending:"):
+        raise Conflict("this payment is being sent to Stripe: wait a minute and try again")
+    canceled = await gateway.cancel_payment_intent(op.intent_id)
+    intent = await _reread(op, gateway)
+    if canceled:
+        await history.record(
+            company_id=op.company,
+            actor=actor,
+            kind="payment.card_canceled",
+            customer_id=op.customer,
+            details={"online_payment": op.key, "intent": op.intent_id},
+        )
+    return str(intent.get("status"))
+
+
+async def cancel(
+    *, customer_id: int, key: str, gateway: StripeGateway, actor: Actor
+) -> Confirmation:
+    """The customer cancels an attempt waiting for the bank (or not yet sent)."""
+    op = await _attempt(customer_id, key)
+    status = await _cancel(op, gateway, actor)
+    return Confirmation(status)
+
+
+@dataclass(frozen=True)
+class StuckAttempt:
+    id: int
+    key: str
+    customer_id: int | None
+    customer: str
+    status: str
+    amount: Money
+    intent_id: str
+    created_at: datetime
+    updated_at: datetime
+
+    def age(self, now: datetime) -> timedelta:
+        return now - self.created_at
+
+
+async def stuck(company_ids: list[int] | None = None, *, limit: int = 200) -> list[StuckAttempt]:
+    """Attempts still open with Stripe after STALE_AFTER (waiting for the bank, processing,
+    or sent and unanswered), oldest first: what finance looks at and can cancel."""
+    since = clock.now() - STALE_AFTER
+    where: Any = OnlinePayment.status.is_in(list(settlement.ACTIVE)) & (
+        OnlinePayment.intent_id.is_not_null()
+    )
+    where &= (OnlinePayment.created_at <= since) | (
+        OnlinePayment.status == Status.requires_action.value
+    )
+    if company_ids is not None:
+        where &= OnlinePayment.company.is_in(company_ids or [0])
+    rows = (
+        await OnlinePayment.select(
+            OnlinePayment.id,
+            OnlinePayment.key,
+            OnlinePayment.customer,
+            OnlinePayment.customer.name.as_alias("customer_name"),
+            OnlinePayment.status,
+            OnlinePayment.currency,
+            OnlinePayment.amount_minor,
+            OnlinePayment.intent_id,
+            OnlinePayment.created_at,
+            OnlinePayment.updated_at,
+        )
+        .where(where)
+        .order_by(OnlinePayment.created_at)
+        .limit(limit)
+    )
+    return [
+        StuckAttempt(
+            id=r["id"],
+            key=r["key"],
+            customer_id=r["customer"],
+            customer=r["customer_name"] or "",
+            status=r["status"],
+            amount=Money.from_minor(int(r["amount_minor"]), r["currency"]),
+            intent_id=r["intent_id"] or "",
+            created_at=r["created_at"],
+            updated_at=r["updated_at"],
+        )
+        for r in rows
+    ]
+
+
+async def cancel_stuck(attempt_id: int, *, gateway: StripeGateway, actor: Actor) -> str:
+    """Finance cancels a stuck attempt: canceled at Stripe, then released (or applied, when
+    Stripe says it succeeded meanwhile). Stripe's status afterwards."""
+    op = await OnlinePayment.objects().get(OnlinePayment.id == attempt_id)
+    if op is None:
+        raise NotFound("payment attempt")
+    return await _cancel(op, gateway, actor)

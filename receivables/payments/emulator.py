@@ -4,6 +4,11 @@ It runs in a child process bound to 127.0.0.1 only. Its state stays in memory: l
 pickles every change to one fixed file in the system's temp folder, which two emulators
 (a test run and a demo) would share and corrupt, so that dump is switched off in the child.
 The child also exits when its parent dies, so an interrupted demo never leaves it behind.
+
+localstripe has no Dispute API. The child adds the one call Relance makes, the retrieve
+(`GET /v1/disputes/{id}`, answered in Stripe's shape, 404 `resource_missing` when unknown),
+served from disputes a test or the demo stores with `POST /_config/disputes` (a JSON
+dispute object): Relance reads a dispute's state from Stripe, never from an event's body.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ class Emulator:
             data={"url": url, "secret": secret},
             timeout=5,
         )
+        response.raise_for_status()
+
+    def put_dispute(self, dispute: dict) -> None:
+        """Store (or replace) a dispute the emulator then answers `GET /v1/disputes/{id}`
+        with: what Stripe would say about it now."""
+        response = httpx.post(f"{self.api_base}/_config/disputes", json=dispute, timeout=5)
         response.raise_for_status()
 
     def stop(self) -> None:
@@ -91,7 +102,32 @@ def _serve(port: int, parent_pid: int) -> None:
         app["watch_parent"] = asyncio.get_running_loop().create_task(watch())
 
     server.app.on_startup.append(watch_parent)
+    _add_disputes(server.app, web)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def _add_disputes(app, web) -> None:  # noqa: ANN001 - aiohttp's, imported in the child only
+    """GET /v1/disputes/{id} from what POST /_config/disputes stored (see the docstring)."""
+    disputes: dict[str, dict] = {}
+
+    async def put(request):  # noqa: ANN001, ANN202
+        dispute = await request.json()
+        disputes[str(dispute["id"])] = dispute
+        return web.json_response(dispute)
+
+    async def get(request):  # noqa: ANN001, ANN202
+        dispute = disputes.get(request.match_info["id"])
+        if dispute is None:
+            error = {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": f"No such dispute: '{request.match_info['id']}'",
+            }
+            return web.json_response({"error": error}, status=404)
+        return web.json_response(dispute)
+
+    app.router.add_post("/_config/disputes", put)
+    app.router.add_get("/v1/disputes/{id}", get)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Stripe webhook events, the dj-stripe way: verify, store once, answer; the worker applies.
 
-1. `receive`: the signature and timestamp of the raw body are checked; a refused body writes
-   nothing. The event is stored under its unique Stripe id (looked for, then `INSERT ... ON
-   CONFLICT DO NOTHING`) and the delivery is answered at once: `stored`, `duplicate` (that
-   id is stored already: nothing changes) or `ignored` (a type Relance does not handle,
-   stored as such).
+1. `receive`: the signature and timestamp of the raw body are checked by the SDK
+   (`signatures`); a refused body writes nothing. The event is stored under its unique
+   Stripe id (looked for, then `INSERT ... ON CONFLICT DO NOTHING`) and the delivery is
+   answered at once: `stored`, `duplicate` (that id is stored already: nothing changes) or
+   `ignored` (a type Relance does not handle, stored as such).
 2. `apply_due` (the worker's `stripe_events` job) claims due events in batches, oldest first
    (`FOR UPDATE SKIP LOCKED` on Postgres, the write lock on SQLite), each claim lasting
    CLAIM so no other worker takes them meanwhile (a worker stopped in the middle gives its
@@ -70,11 +70,10 @@ class Outcome:
     handle). From `process`: processed, duplicate (already applied) or ignored."""
 
 
-async def receive(
-    payload: bytes, signature: str | None, *, secret: str, now: float | None = None
-) -> Outcome:
-    """One webhook delivery: verified and stored, not applied. Raises SignatureRefused."""
-    event = verify(payload, signature, secret, now=now)
+async def receive(payload: bytes, signature: str | None, *, secret: str) -> Outcome:
+    """One webhook delivery: verified (by the SDK) and stored, not applied. Raises
+    SignatureRefused."""
+    event = verify(payload, signature, secret)
     event_id = str(event["id"])[:255]
     handled = str(event["type"]) in HANDLERS
     if not await store(event, payload):

@@ -13,7 +13,7 @@ import stripe
 
 from receivables.errors import ReceivablesError
 from receivables.money import Money
-from receivables.payments.amounts import to_stripe
+from receivables.payments.amounts import OutsideLimits, check_limits
 from receivables.settings import Settings
 
 
@@ -92,8 +92,9 @@ class StripeGateway:
         metadata: dict[str, str],
         idempotency_key: str,
     ) -> dict[str, Any]:
-        """Create and confirm at once; a decline raises PaymentDeclined."""
-        minor, currency = to_stripe(amount)
+        """Create and confirm at once; a decline raises PaymentDeclined, an amount outside
+        Stripe's limits OutsideLimits (checked here first, then as Stripe answers)."""
+        minor, currency = check_limits(amount), amount.currency.lower()
         try:
             params = {
                 "amount": minor,
@@ -111,6 +112,10 @@ class StripeGateway:
                 str(exc.user_message or "Your card was declined."), str(exc.code or "")
             ) from exc
         except stripe.StripeError as exc:
+            if exc.code in ("amount_too_small", "amount_too_large"):
+                # A currency Stripe's table has no minimum for (USD 0.50 in the settlement
+                # currency): its refusal is the customer's limit, not an outage.
+                raise OutsideLimits(amount, None, too_small=exc.code == "amount_too_small") from exc
             raise PaymentServiceUnavailable(str(exc.user_message or exc)) from exc
         return _plain(intent)
 
@@ -120,8 +125,20 @@ class StripeGateway:
         )
         return _plain(intent)
 
-    async def cancel_payment_intent(self, intent_id: str) -> None:
-        await self.client.v1.payment_intents.cancel_async(intent_id)
+    async def cancel_payment_intent(self, intent_id: str) -> bool:
+        """Cancel at Stripe; False when Stripe refuses because the intent can no longer be
+        canceled (it succeeded, or is processing): read it again then."""
+        try:
+            await self.client.v1.payment_intents.cancel_async(intent_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "payment_intent_unexpected_state" or exc.http_status == 400:
+                return False
+            raise
+        return True
+
+    async def dispute(self, dispute_id: str) -> dict[str, Any]:
+        """A dispute as Stripe has it now (its state, not an event's)."""
+        return _plain(await self.client.v1.disputes.retrieve_async(dispute_id))
 
     async def charge(self, charge_id: str) -> dict[str, Any]:
         return _plain(await self.client.v1.charges.retrieve_async(charge_id))

@@ -13,8 +13,8 @@ carry the charge's id only, so theirs are re-read). Everything else is re-read: 
 requires_action and failed intents can still move; refunds are summed from Stripe's list;
 payouts change until paid.
 
-Disputes are the exception to re-reading: localstripe has no Dispute API, so their state is
-taken from the event and kept only if the event is not older than the last one applied.
+Disputes are re-read like the rest (`Dispute.retrieve`, with their PaymentIntent): two events
+about one dispute, whatever order they arrive in, both apply the state Stripe has now.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import Any
 from receivables.payments import settlement
 from receivables.payments.gateway import StripeGateway, object_id
 from receivables.payments.payouts import reconcile_payout
-from receivables.payments.settlement import stripe_time
 
 Event = dict[str, Any]
 
@@ -151,7 +150,7 @@ register(
 
 
 async def _fetch_dispute(gateway: StripeGateway, event: Event) -> Any:
-    dispute = _object(event)
+    dispute = await gateway.dispute(_object(event)["id"])
     intent_id = object_id(dispute.get("payment_intent"))
     if not intent_id and dispute.get("charge"):
         intent_id = await _intent_of_charge(gateway, object_id(dispute["charge"]))
@@ -166,9 +165,7 @@ async def _apply_dispute(event: Event, fetched: Any) -> None:
     intent, dispute = fetched
     op = await settlement.sync_intent(intent)
     if op is not None:
-        await settlement.sync_dispute(
-            op, dispute, event_type=event["type"], event_at=stripe_time(event.get("created"))
-        )
+        await settlement.sync_dispute(op, dispute)
 
 
 register(

@@ -52,7 +52,7 @@ from receivables.ledger.tables import (
 )
 from receivables.money import Money, MoneyError, check_currency, format_minor
 from receivables.payments.amounts import minor_from_stripe
-from receivables.payments.flags import Kind, flag
+from receivables.payments.flags import Kind, auto_resolve, flag
 from receivables.payments.gateway import object_id
 from receivables.payments.tables import OnlinePayment, OnlinePaymentItem, StripeDispute
 
@@ -824,10 +824,11 @@ async def sync_refunds(op: OnlinePayment, refunds: list[dict[str, Any]]) -> None
         await _money_out(op, refunded=total, lost=op.dispute_lost_minor, reason="refund")
 
 
-async def sync_dispute(
-    op: OnlinePayment, dispute: dict[str, Any], *, event_type: str, event_at: datetime
-) -> None:
-    """A dispute's state as of its latest event; a lost one takes the money back."""
+async def sync_dispute(op: OnlinePayment, dispute: dict[str, Any]) -> None:
+    """A dispute as Stripe has it now (re-read, never an event's copy: the order its events
+    arrive in decides nothing). Flagged for finance when first seen open; a lost one takes
+    the money back; a won one is filed as won (history, its exception resolved), and money
+    taken back for it, if any, is allocated again as a dispute won, not a failed refund."""
     async with atomic():
         await _lock_account(op.company, op.customer)
         op = await _lock(op.id)
@@ -836,6 +837,7 @@ async def sync_dispute(
         amount = minor_from_stripe(int(dispute["amount"]), currency)
         status = str(dispute.get("status") or "")
         reason = str(dispute.get("reason") or "")[:60]
+        now = datetime.now(UTC)
         if known is None:
             await StripeDispute.insert(
                 StripeDispute(
@@ -845,16 +847,16 @@ async def sync_dispute(
                     amount_minor=amount,
                     status=status,
                     reason=reason,
-                    last_event_at=event_at,
+                    last_event_at=now,
                 )
             )
-        elif known.last_event_at <= event_at:
+        elif (known.status, known.reason, known.amount_minor) != (status, reason, amount):
             await StripeDispute.update(
                 {
                     StripeDispute.status: status,
                     StripeDispute.reason: reason,
                     StripeDispute.amount_minor: amount,
-                    StripeDispute.last_event_at: event_at,
+                    StripeDispute.last_event_at: now,
                 }
             ).where(StripeDispute.id == known.id)
         latest = (
@@ -863,7 +865,7 @@ async def sync_dispute(
             .order_by(StripeDispute.id)
         )
         await _save(op, dispute_status=latest[-1].status if latest else "")
-        if event_type in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
+        if known is None and status not in _DISPUTE_SETTLED_FOR_US:
             await flag(
                 Kind.disputed,
                 dispute["id"],
@@ -876,19 +878,36 @@ async def sync_dispute(
                 amount_minor=amount,
                 currency=currency,
             )
+        if status in _DISPUTE_SETTLED_FOR_US and (known is None or known.status != status):
+            await _record(
+                op,
+                "payment.dispute_won",
+                dispute=dispute["id"],
+                status=status,
+                amount=format_minor(amount, currency),
+            )
+            await auto_resolve(
+                Kind.disputed, dispute["id"], f"Stripe reports the dispute {status}."
+            )
         lost = sum(d.amount_minor for d in latest if d.status == "lost")
-        await _money_out(op, refunded=op.refunded_minor, lost=lost, reason="dispute lost")
+        await _money_out(op, refunded=op.refunded_minor, lost=lost, reason="dispute")
+
+
+_DISPUTE_SETTLED_FOR_US = ("won", "warning_closed")
+"""Dispute states in which the money stays ours (an inquiry closed counts as won)."""
 
 
 async def _money_out(op: OnlinePayment, *, refunded: int, lost: int, reason: str) -> None:
     delta = (refunded + lost) - (op.refunded_minor + op.dispute_lost_minor)
+    op_refunded_before = op.refunded_minor
     await _save(op, refunded_minor=refunded, dispute_lost_minor=lost)
     if op.payment is None or delta == 0:
         return
     if delta > 0:
         await _take_back(op, delta, reason)
-    else:
-        await _give_back(op, -delta, reason)
+    else:  # money counted as gone is back: which of the two came back says the reason
+        back_reason = "refund" if refunded < op_refunded_before else "dispute"
+        await _give_back(op, -delta, back_reason)
 
 
 async def _take_back(op: OnlinePayment, amount: int, reason: str) -> None:
@@ -907,7 +926,8 @@ async def _take_back(op: OnlinePayment, amount: int, reason: str) -> None:
         active.sort(key=lambda a: (a["due_date"], a["item"], a["id"]), reverse=True)
         freed = 0
         for row in active:  # newest first: the oldest invoices stay paid longest
-            await reverse(row["id"], STRIPE, f"{reason} on card payment {op.intent_id}")
+            why = "refund" if reason == "refund" else "dispute lost"
+            await reverse(row["id"], STRIPE, f"{why} on card payment {op.intent_id}")
             freed += int(row["amount_minor"])
             reopened.append(row["number"])
             if freed >= need:
@@ -940,7 +960,8 @@ async def _take_back(op: OnlinePayment, amount: int, reason: str) -> None:
 
 
 async def _give_back(op: OnlinePayment, amount: int, reason: str) -> None:
-    """Money counted as gone came back (a refund failed): allocate it again, oldest first."""
+    """Money counted as gone came back (a refund failed, or a dispute counted lost was won):
+    allocate it again, oldest first. Only a failed refund is an exception for finance."""
     payment = await Payment.objects().get(Payment.id == op.payment)
     assert payment is not None
     await Payment.update(
@@ -953,7 +974,11 @@ async def _give_back(op: OnlinePayment, amount: int, reason: str) -> None:
     left = await _spread(
         op, payment.id, payment.ref, payment.currency, _invoices(lines), amount, fresh=True
     )
-    await _record(op, "payment.money_back", amount=format_minor(amount, payment.currency))
+    await _record(
+        op, "payment.money_back", amount=format_minor(amount, payment.currency), reason=reason
+    )
+    if reason != "refund":
+        return  # a dispute won: recorded as such by sync_dispute, nothing to chase
     await flag(
         Kind.refund_failed,
         f"{op.key}:{op.refunded_minor}",

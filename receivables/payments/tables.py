@@ -135,7 +135,8 @@ class OnlinePaymentItem(Table, tablename="online_payment_item"):
 
 
 class StripeDispute(Table, tablename="stripe_dispute"):
-    """A chargeback on an online payment; the latest event's state wins."""
+    """A chargeback on an online payment, in the state Stripe reported when last read
+    (`Dispute.retrieve`; `last_event_at`: when that state was first seen)."""
 
     id: Serial  # the primary key Piccolo adds, declared for type checkers
 

@@ -3,8 +3,6 @@ the selection, SetupIntent -> PaymentIntent, 3-D Secure, declines, credit notes,
 items only marked paid once Stripe's signed event has been applied (by the worker's
 `stripe_events` job, running beside the app as in the demo)."""
 
-# ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
-
 from __future__ import annotations
 
 import asyncio
@@ -21,13 +19,7 @@ from receivables.history import HistoryEvent
 from receivables.ledger.tables import Allocation, Item, ItemKind, ItemStatus, Payment
 from receivables.payments.tables import FinanceException, OnlinePayment, StripeEvent
 from tests.factories import make_company, make_contact, make_customer, make_item
-from tests.stripe_emulator import (  # noqa: F401 - fixtures
-    LiveApp,
-    card,
-    live_app,
-    stripe_emulator,
-    wait_for,
-)
+from tests.stripe_emulator import LiveApp, card, wait_for
 
 TODAY = date.today()
 

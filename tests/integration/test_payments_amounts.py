@@ -1,8 +1,6 @@
 """EUR, JPY and KWD amounts round-trip exactly through Stripe itself (localstripe): what we
 charge is what Stripe records, and what it reports back is the money we asked for."""
 
-# ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
-
 from __future__ import annotations
 
 from decimal import Decimal
@@ -14,7 +12,6 @@ from hypothesis import strategies as st
 
 from receivables.money import Money
 from receivables.payments.amounts import from_stripe, to_stripe
-from tests.stripe_emulator import stripe_emulator  # noqa: F401 - fixture
 
 EXPONENTS = {"EUR": 2, "JPY": 0, "KWD": 3}
 
@@ -24,7 +21,7 @@ EXPONENTS = {"EUR": 2, "JPY": 0, "KWD": 3}
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(minor=st.integers(min_value=1, max_value=99_999_999))
-def test_amounts_round_trip_through_stripe(stripe_emulator, currency, minor):  # noqa: F811
+def test_amounts_round_trip_through_stripe(stripe_emulator, currency, minor):
     if currency == "KWD":
         minor = max(10, minor - minor % 10)
     money = Money(Decimal(minor).scaleb(-EXPONENTS[currency]), currency)

@@ -6,8 +6,6 @@ the payout events itself; what it lacks is Stripe's list of the transactions a p
 localstripe objects: the payout names its transactions in its metadata.
 """
 
-# ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
-
 from __future__ import annotations
 
 import asyncio
@@ -25,14 +23,7 @@ from receivables.payments.tables import (
     StripePayout,
 )
 from tests.factories import make_company, make_contact, make_customer, make_item
-from tests.stripe_emulator import (  # noqa: F401 - fixtures
-    LiveApp,
-    card,
-    live_app,
-    plain,
-    stripe_emulator,
-    wait_for,
-)
+from tests.stripe_emulator import LiveApp, card, plain, wait_for
 
 TODAY = date.today()
 

@@ -56,7 +56,7 @@ import pytest
 import stripe
 
 from tests.conftest import _PG_PROBLEM, PG_ADMIN_URL, TEST_SECRET, require_postgres
-from tests.stripe_emulator import card, plain, signed_event, stripe_emulator  # noqa: F401
+from tests.stripe_emulator import card, plain, signed_event
 
 pytestmark = [
     pytest.mark.skipif(
@@ -344,7 +344,7 @@ async def _wait_until_up(cluster_env: dict[str, str], fleet: Fleet, servers: lis
 
 
 @pytest.fixture
-async def cluster(tmp_path, stripe_emulator) -> AsyncIterator[Cluster]:  # noqa: F811
+async def cluster(tmp_path, stripe_emulator) -> AsyncIterator[Cluster]:
     """A fresh database, migrated and imported, then 2 servers and 2 workers on it."""
     require_postgres()
     timings: dict[str, float] = {}

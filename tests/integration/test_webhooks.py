@@ -9,8 +9,6 @@ secret. Tests that deliver events themselves point localstripe's own deliveries 
 (`webhooks_to_nowhere`), so only the deliveries under test arrive.
 """
 
-# ruff: noqa: F811  (the fixtures are imported from tests.stripe_emulator)
-
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +25,6 @@ from receivables.ledger.tables import Allocation, Item, ItemStatus, Payment
 from receivables.money import Money
 from receivables.payments import checkout, events, settlement
 from receivables.payments.gateway import shared_gateway
-from receivables.payments.signatures import sign
 from receivables.payments.tables import (
     FinanceException,
     OnlinePayment,
@@ -35,13 +32,13 @@ from receivables.payments.tables import (
     StripeEvent,
 )
 from tests.factories import make_company, make_contact, make_customer, make_item
-from tests.stripe_emulator import (  # noqa: F401 - fixtures
+from tests.stripe_emulator import (
     LiveApp,
     card,
-    live_app,
     plain,
     sepa,
-    stripe_emulator,
+    sign,
+    signed_event,
     wait_for,
 )
 
@@ -127,7 +124,7 @@ async def _counts(payload: bytes) -> dict[str, int]:
 # ------------------------------------------------------------------ signatures
 
 
-async def test_unsigned_tampered_stale_and_future_events_are_refused(live_app: LiveApp):
+async def test_unsigned_tampered_stale_and_replayed_events_are_refused(live_app: LiveApp):
     live_app.webhooks_to_nowhere()
     company, customer, (invoice,) = await _invoices("90.00")
     op = await _attempt(
@@ -139,13 +136,20 @@ async def test_unsigned_tampered_stale_and_future_events_are_refused(live_app: L
     now = int(time.time())
     tampered = payload.replace(b'"amount": 9000', b'"amount": 1')
     assert tampered != payload
+    old = sign(payload, live_app.secret, now - 3600)  # a genuine delivery of an hour ago
+    old_mac = old.split("v1=")[1]
     cases = {
         "unsigned": (payload, None),
         "wrong secret": (payload, sign(payload, "whsec_not_ours")),
         "tampered": (tampered, good),
         "stale": (payload, sign(payload, live_app.secret, now - 310)),
-        "future": (payload, sign(payload, live_app.secret, now + 330)),
         "garbage header": (payload, "t=abc,v1=zz"),
+        # The SDK reads the header as Stripe writes it: no whitespace around elements...
+        "whitespace": (payload, good.replace(",", " , ")),
+        # ...and a replay of the old one with a fresh t= added, in front or behind.
+        "replay, fresh t first": (payload, f"v0=x, t={now},{old}"),
+        "replay, fresh t last": (payload, f"{old}, t={now}"),
+        "replay, fresh t, no space": (payload, f"t={now},t={now - 3600},v1={old_mac}"),
     }
     for name, (body, header) in cases.items():
         answer = await live_app.deliver(body, header)
@@ -525,7 +529,12 @@ async def test_a_refund_event_before_the_success_event_is_harmless(live_app: Liv
     assert await Payment.count() == 1
 
 
-async def test_a_lost_dispute_reopens_and_a_won_one_does_not(live_app: LiveApp):
+async def test_disputes_are_read_from_stripe_whatever_order_their_events_arrive_in(
+    live_app: LiveApp,
+):
+    """Each dispute event re-reads the dispute (`Dispute.retrieve`). localstripe has no
+    Dispute API: the emulator answers that one call from what the test stores as Stripe's
+    state (`Emulator.put_dispute`, tests/stripe_emulator.py)."""
     op, (a, b) = await _paid(live_app, "100.00", "50.00")
     intent = await _intent(live_app, op.intent_id)
     dispute = {
@@ -538,30 +547,55 @@ async def test_a_lost_dispute_reopens_and_a_won_one_does_not(live_app: LiveApp):
         "reason": "fraudulent",
         "status": "needs_response",
     }
-    created = live_app.event("charge.dispute.created", dispute)
-    closed = live_app.event("charge.dispute.closed", {**dispute, "status": "lost"})
-    await _delivered(live_app, *created)
+    live_app.emulator.put_dispute(dispute)
+    await _delivered(live_app, *live_app.event("charge.dispute.created", dispute))
     flagged = await FinanceException.objects().get(FinanceException.kind == "disputed")
     assert "fraudulent" in flagged.detail
     assert await _open(a) == (0, "paid")  # disputed is not lost
+
+    # Lost at Stripe; its two last events stamped the same second, delivered out of order.
+    live_app.emulator.put_dispute({**dispute, "status": "lost"})
+    second = int(time.time())
+    closed = signed_event(
+        "charge.dispute.closed", {**dispute, "status": "lost"}, live_app.secret, created=second
+    )
+    updated = signed_event(
+        "charge.dispute.updated",
+        {**dispute, "status": "under_review"},
+        live_app.secret,
+        created=second,
+    )
     await _delivered(live_app, *closed)
+    await _delivered(live_app, *updated)  # the older state, arriving last
+    assert (await StripeDispute.objects().first()).status == "lost"
     assert await _open(a) == (10000, "open") and await _open(b) == (5000, "open")
-    assert (await StripeDispute.objects().first()).status == "lost"
-    # An older event arriving late does not undo the loss.
-    stale = {**dispute, "status": "under_review"}
-    payload = json.dumps(
-        {
-            "id": "evt_late",
-            "object": "event",
-            "created": int(time.time()) - 120,
-            "type": "charge.dispute.updated",
-            "data": {"object": stale},
-        }
-    ).encode()
-    late = await _delivered(live_app, payload, sign(payload, live_app.secret))
-    assert late.status == "processed"
-    assert (await StripeDispute.objects().first()).status == "lost"
-    assert await _open(a) == (10000, "open")
+    lost = await HistoryEvent.count().where(HistoryEvent.kind == "payment.dispute_lost")
+    assert lost == 1
+
+    # Another payment's dispute is won: filed as won, its exception closed, money kept.
+    op2, (c,) = await _paid(live_app, "80.00")
+    intent2 = await _intent(live_app, op2.intent_id)
+    won = {
+        **dispute,
+        "id": "dp_" + secrets.token_hex(6),
+        "amount": 8000,
+        "charge": intent2["latest_charge"]["id"],
+        "payment_intent": op2.intent_id,
+        "reason": "product_not_received",
+    }
+    live_app.emulator.put_dispute(won)
+    await _delivered(live_app, *live_app.event("charge.dispute.created", won))
+    live_app.emulator.put_dispute({**won, "status": "won"})
+    await _delivered(live_app, *live_app.event("charge.dispute.closed", {**won, "status": "won"}))
+    late = live_app.event("charge.dispute.updated", {**won, "status": "under_review"})
+    await _delivered(live_app, *late)
+    row = await StripeDispute.objects().get(StripeDispute.dispute_id == won["id"])
+    assert row.status == "won"
+    assert await _open(c) == (0, "paid")
+    assert await HistoryEvent.count().where(HistoryEvent.kind == "payment.dispute_won") == 1
+    exception = await FinanceException.objects().get(FinanceException.detail.like(f"%{won['id']}%"))
+    assert exception.resolved_at is not None and "won" in exception.resolution
+    assert await FinanceException.count().where(FinanceException.kind == "refund_failed") == 0
 
 
 # ------------------------------------------------------------------ exceptions
