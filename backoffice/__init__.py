@@ -11,7 +11,7 @@ from litestar import Request, Response, Router
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Template
 
-from backoffice import auth, customers, dunning, feedback, mail, payments, users
+from backoffice import auth, cash, customers, dunning, feedback, mail, payments, users
 from backoffice.finance import ROUTES as finance_routes
 from backoffice.pages import nav_items
 from backoffice.security import (
@@ -56,6 +56,7 @@ backoffice_router = Router(
         *mail.ROUTES,
         *payments.ROUTES,
         *finance_routes,
+        *cash.ROUTES,
         *users.ROUTES,
         *dunning.ROUTES,
     ],

@@ -29,6 +29,7 @@ BASE = "/backoffice/finance"
 TABS = (
     ("payments", "Online payments", f"{BASE}"),
     ("exceptions", "Exceptions", f"{BASE}/exceptions"),
+    ("cash", "Cash application", f"{BASE}/cash"),
     ("payouts", "Payouts", f"{BASE}/payouts"),
     ("bank", "Bank statements", f"{BASE}/bank"),
     ("export", "Export", f"{BASE}/export"),

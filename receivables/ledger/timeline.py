@@ -53,7 +53,11 @@ CATEGORIES = (
         ),
     ),
     Category("portal", "Portal visits and downloads", ("portal.",)),
-    Category("payment", "Payments", ("allocation.", "payment.", "refund.", "payout.")),
+    Category(
+        "payment",
+        "Payments",
+        ("allocation.", "payment.", "refund.", "payout.", "credit_note.", "write_off."),
+    ),
     Category("account", "Account", ("account.", "contact.", "portal_link.", "dunning.")),
     Category("erp", "ERP updates", ("import.", "api.")),
 )
@@ -115,6 +119,7 @@ _STATUS_WORDS = {
     "paid_pending": "paid, pending confirmation",
     "payment_in_progress": "payment in progress",
     "paid": "paid",
+    "written_off": "written off",
     "cancelled": "cancelled",
 }
 
@@ -225,7 +230,21 @@ def describe(event: TimelineEvent) -> str:
     if kind == "portal_link.revoked":
         return "Portal link revoked"
     if kind == "allocation.created":
-        return f"Payment {d.get('payment', '')} applied: {_amount(d)}"
+        source = str(d.get("payment", ""))
+        if not source.startswith(("Credit note ", "Write-off ")):
+            source = f"Payment {source}"
+        return f"{source} applied: {_amount(d)}"
+    if kind == "credit_note.applied":
+        invoices = ", ".join(str(n) for n in d.get("invoices") or [])
+        return f"Credit note {d.get('credit_note', '')} applied to {invoices}: {_amount(d)}"
+    if kind == "credit_note.restored":
+        return f"Credit note {d.get('credit_note', '')} given back {_amount(d)}: " + str(
+            d.get("reason", "")
+        )
+    if kind == "write_off.recorded":
+        return f"Remainder {_amount(d)} written off: {d.get('reason', '')}"
+    if kind == "write_off.reversed":
+        return f"Write-off of {_amount(d)} undone: {d.get('reason', '')}"
     if kind == "allocation.reversed":
         return f"Payment {_amount(d)} taken back: {d.get('reason', '')}".rstrip(": ")
     if kind.startswith(("import.", "api.")):

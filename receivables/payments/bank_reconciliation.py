@@ -27,6 +27,7 @@ from receivables.ledger.allocations import allocate
 from receivables.ledger.tables import Customer, Item, ItemKind, ItemStatus, Payment
 from receivables.money import Money, format_minor
 from receivables.payments.bank_files import BankEntry, parse_statement
+from receivables.payments.flags import Kind, flag
 from receivables.payments.tables import BankLine, BankLineMatch, BankStatement
 
 Status = BankLine.Status
@@ -443,11 +444,31 @@ async def confirm_line(
                 "bank_line": line.id,
             },
         )
+        applied = 0
         for item_id, minor in matches:
             open_now = await Item.select(Item.open_minor).where(Item.id == item_id).first()
             take = min(minor, int(open_now["open_minor"])) if open_now else 0
             if take > 0:
                 await allocate(payment_id, item_id, Money.from_minor(take, line.currency), actor)
+                applied += take
+        left = line.amount_minor - applied
+        if left > 0:
+            # The same exception as a card payment that pays more than its invoices.
+            await flag(
+                Kind.overpayment if applied else Kind.unallocated,
+                f"BANK-{line.id}",
+                detail=f"{format_minor(left, line.currency)} of transfer BANK-{line.id} "
+                + (
+                    "is more than the invoices it pays; kept as credit."
+                    if applied
+                    else "pays no invoice; kept as credit."
+                )
+                + " Apply it in Finance > Cash application.",
+                company_id=line.company,
+                customer_id=customer.id,
+                amount_minor=left,
+                currency=line.currency,
+            )
         return payment_id
 
 

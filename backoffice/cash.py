@@ -1,0 +1,196 @@
+"""Cash application, a finance tab: money not applied yet (payment remainders, open credit
+notes) applied to a customer's invoices, allocations taken back with a reason, small
+remainders written off under the company's tolerance. Services: receivables.ledger.cash_application.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from backoffice.finance import BASE, _page
+from backoffice.pages import done, staff
+from backoffice.security import FINANCE, roles
+from receivables.errors import InvalidInput, NotFound
+from receivables.ledger import cash_application as cash
+from receivables.ledger.account_changes import staff_actor
+from receivables.ledger.tables import Company
+from receivables.money import Money
+
+CASH = f"{BASE}/cash"
+PATHS = {cash.PAYMENT: "payments", cash.CREDIT_NOTE: "credit-notes"}
+
+
+def source_url(kind: str, source_id: int) -> str:
+    return f"{CASH}/{PATHS[kind]}/{source_id}"
+
+
+@get("/finance/cash", name="bo:finance-cash", opt=roles(FINANCE))
+async def cash_list(request: Request) -> Template:
+    money = await cash.unapplied_money()
+    groups: dict[int, dict[str, Any]] = {}
+    for m in money:
+        group = groups.setdefault(
+            m.customer_id,
+            {"id": m.customer_id, "ref": m.customer_ref, "name": m.customer_name, "rows": []},
+        )
+        group["rows"].append(m)
+    return await _page(
+        request,
+        "backoffice/finance/cash.html",
+        "cash",
+        page_title="Cash application",
+        groups=list(groups.values()),
+        remainders=await cash.small_remainders(),
+        companies=await Company.objects().order_by(Company.name),
+        money_of=Money.from_minor,
+        errors={},
+    )
+
+
+async def _apply_page(
+    request: Request,
+    kind: str,
+    source_id: int,
+    *,
+    values: dict[int, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    proposal = await cash.proposal(kind, source_id)
+    if values is None:
+        values = {
+            i.id: (str(i.proposed.amount) if i.proposed.minor else "") for i in proposal.invoices
+        }
+    return await _page(
+        request,
+        "backoffice/finance/cash_apply.html",
+        "cash",
+        page_title=f"Apply {proposal.money.label}",
+        p=proposal,
+        m=proposal.money,
+        values=values,
+        errors=errors or {},
+        action=source_url(kind, source_id),
+        status_code=status_code,
+    )
+
+
+@get("/finance/cash/payments/{payment_id:int}", name="bo:finance-cash-payment", opt=roles(FINANCE))
+async def payment_page(request: Request, payment_id: FromPath[int]) -> Template:
+    return await _apply_page(request, cash.PAYMENT, payment_id)
+
+
+@get(
+    "/finance/cash/credit-notes/{credit_note_id:int}",
+    name="bo:finance-cash-credit-note",
+    opt=roles(FINANCE),
+)
+async def credit_note_page(request: Request, credit_note_id: FromPath[int]) -> Template:
+    return await _apply_page(request, cash.CREDIT_NOTE, credit_note_id)
+
+
+async def _apply(request: Request, kind: str, source_id: int) -> Template | Redirect:
+    form = await request.form()
+    values: dict[int, str] = {}
+    for name, value in form.items():
+        if name.startswith("amount_") and name[7:].isdigit():
+            values[int(name[7:])] = str(value or "")
+    try:
+        made = await cash.apply(kind, source_id, values, staff_actor(staff(request)))
+    except InvalidInput as exc:
+        return await _apply_page(
+            request,
+            kind,
+            source_id,
+            values=values,
+            errors={p.field: p.message for p in exc.problems},
+            status_code=400,
+        )
+    money = await cash.source(kind, source_id)
+    left = f" {money.left.format()} is left to apply." if money.left.minor else ""
+    return done(
+        request,
+        source_url(kind, source_id),
+        f"{money.label} applied to {len(made)} invoice{'s' if len(made) != 1 else ''}.{left}",
+    )
+
+
+@post("/finance/cash/payments/{payment_id:int}", name="bo:finance-cash-apply", opt=roles(FINANCE))
+async def apply_payment(request: Request, payment_id: FromPath[int]) -> Template | Redirect:
+    return await _apply(request, cash.PAYMENT, payment_id)
+
+
+@post(
+    "/finance/cash/credit-notes/{credit_note_id:int}",
+    name="bo:finance-cash-apply-credit-note",
+    opt=roles(FINANCE),
+)
+async def apply_credit_note(request: Request, credit_note_id: FromPath[int]) -> Template | Redirect:
+    return await _apply(request, cash.CREDIT_NOTE, credit_note_id)
+
+
+def _back(form: Any) -> str:
+    back = str(form.get("back") or "")
+    return back if back.startswith(f"{CASH}/") or back == CASH else CASH
+
+
+@post(
+    "/finance/cash/allocations/{allocation_id:int}/reverse",
+    name="bo:finance-cash-reverse",
+    opt=roles(FINANCE),
+)
+async def take_back(request: Request, allocation_id: FromPath[int]) -> Redirect:
+    form = await request.form()
+    back = _back(form)
+    try:
+        await cash.take_back(
+            allocation_id, str(form.get("reason") or ""), staff_actor(staff(request))
+        )
+    except InvalidInput as exc:
+        return done(request, back, str(exc), "error")
+    except NotFound:
+        return done(request, back, "That allocation was already taken back.", "info")
+    return done(request, back, "Allocation taken back; the invoice is open again.")
+
+
+@post("/finance/cash/write-off/{item_id:int}", name="bo:finance-cash-write-off", opt=roles(FINANCE))
+async def write_off(request: Request, item_id: FromPath[int]) -> Redirect:
+    form = await request.form()
+    try:
+        await cash.write_off(item_id, str(form.get("reason") or ""), staff_actor(staff(request)))
+    except (InvalidInput, NotFound) as exc:
+        return done(request, _back(form), str(exc), "error")
+    return done(request, _back(form), "Remainder written off; the invoice is closed.")
+
+
+@post(
+    "/finance/cash/tolerance/{company_id:int}",
+    name="bo:finance-cash-tolerance",
+    opt=roles(FINANCE),
+)
+async def set_tolerance(request: Request, company_id: FromPath[int]) -> Redirect:
+    form = await request.form()
+    try:
+        company = await cash.set_tolerance(
+            company_id, str(form.get("tolerance") or ""), staff_actor(staff(request))
+        )
+    except InvalidInput as exc:
+        return done(request, CASH, f"Write-off tolerance not changed: {exc}", "error")
+    tolerance = Money.from_minor(company.writeoff_tolerance_minor, company.currency)
+    return done(request, CASH, f"Write-off tolerance of {company.name}: {tolerance.format()}.")
+
+
+ROUTES = [
+    cash_list,
+    payment_page,
+    credit_note_page,
+    apply_payment,
+    apply_credit_note,
+    take_back,
+    write_off,
+    set_tolerance,
+]
