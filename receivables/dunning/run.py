@@ -65,6 +65,7 @@ from receivables.dunning.tables import (
     Scenario,
 )
 from receivables.history import Actor
+from receivables.ledger.cash_application import within_tolerance
 from receivables.ledger.promises import settle_promises
 from receivables.ledger.statement import hold_of
 from receivables.ledger.tables import Company, Customer, Item
@@ -136,6 +137,7 @@ class _Plan:
             Company.timezone,
             Company.dunning_min_minor,
             Company.formal_notice_days,
+            Company.writeoff_tolerance_minor,
         ):
             self.companies[company["id"]] = company
         for row in await Scenario.select(
@@ -194,6 +196,7 @@ async def account_state_of(
             Company.timezone,
             Company.dunning_min_minor,
             Company.formal_notice_days,
+            Company.writeoff_tolerance_minor,
         )
         .where(Company.id == customer["company"])
         .first()
@@ -251,7 +254,8 @@ def as_date(value: Any) -> Any:
 
 async def _open_invoices(customer_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     rows = await Item.raw(
-        "SELECT id, customer, company, number, due_date, currency, open_minor, status, "  # noqa: S608
+        "SELECT id, customer, company, number, due_date, currency, open_minor, "  # noqa: S608
+        "total_minor, status, "
         f"promise_date, pending_answer FROM item WHERE customer IN ({id_list(customer_ids)}) "
         f"AND {OPEN_INVOICE}"
     )
@@ -344,7 +348,15 @@ def account_state(
     min_interval_days: int,
     on: date,
 ) -> AccountState:
-    """The account as the escalation rules see it on `on` (holds as the statement has them)."""
+    """The account as the escalation rules see it on `on` (holds as the statement has them;
+    a remainder within the write-off tolerance is finance's to write off, not chased)."""
+    tolerance = int(company.get("writeoff_tolerance_minor") or 0)
+    items = [
+        i
+        for i in items
+        if i["currency"] != company["currency"]
+        or not within_tolerance(i["open_minor"], i.get("total_minor", 0), tolerance)
+    ]
     to_pay = [
         i
         for i in items

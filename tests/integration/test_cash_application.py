@@ -13,6 +13,9 @@ from app import create_app
 from receivables.access.api_keys import create_key
 from receivables.access.portal_links import issue_link
 from receivables.access.tables import Role
+from receivables.dunning.defaults import install_defaults
+from receivables.dunning.run import run_dunning
+from receivables.dunning.tables import DunningAction
 from receivables.history import Actor, verify
 from receivables.ledger.allocations import allocate
 from receivables.ledger.statement import build_statement
@@ -24,6 +27,7 @@ from receivables.payments.tables import BankLine, FinanceException
 from tests.conftest import app_client
 from tests.factories import make_company, make_contact, make_customer, make_item, make_payment
 from tests.integration.test_backoffice import make_staff, sign_in
+from tests.integration.test_dunning_run import settings_for
 
 TODAY = date.today()
 FINANCE = Actor.system("finance test")
@@ -226,14 +230,22 @@ async def test_finance_applies_a_bank_payment_and_a_credit_note_and_every_face_a
 
 
 async def test_small_remainders_are_written_off_and_not_chased(db):
-    company = await make_company(code="TOL", writeoff_tolerance_minor=1000)
-    customer = await make_customer(company)
-    short = await make_item(customer, "2408.98", due=TODAY - timedelta(days=30), number="S-1")
-    untouched = await make_item(customer, "8.00", due=TODAY - timedelta(days=30), number="S-2")
-    paid = await make_payment(customer, "2400.00")
+    company = await make_company(code="TOL", writeoff_tolerance_minor=1000, dunning_min_minor=0)
+    await install_defaults(company.id)
+    payer = await make_customer(company, name="Payer", payer_profile="negligent")
+    other = await make_customer(company, name="Other", payer_profile="negligent")
+    for c in (payer, other):
+        await make_contact(c)
+    short = await make_item(payer, "2408.98", due=TODAY - timedelta(days=30), number="S-1")
+    untouched = await make_item(other, "8.00", due=TODAY - timedelta(days=30), number="S-2")
+    paid = await make_payment(payer, "2400.00")
     await allocate(paid.id, short.id, Money(Decimal("2400.00"), "EUR"), FINANCE)
     from receivables.ledger import cash_application as cash
 
+    # The run chases the unpaid 8.00, not the 8.98 left after a payment.
+    await run_dunning(TODAY, settings_for())
+    chased = {r["customer"] for r in await DunningAction.select(DunningAction.customer)}
+    assert chased == {other.id}
     found = await cash.small_remainders()
     # Only a remainder after a payment: an 8.00 invoice nobody paid is still asked for.
     assert [(r.number, r.open.amount) for r in found] == [("S-1", Decimal("8.98"))]
@@ -249,7 +261,7 @@ async def test_small_remainders_are_written_off_and_not_chased(db):
     closed = await Item.objects().get(Item.id == short.id)
     assert (closed.open_minor, closed.status) == (0, "written_off")
     assert await cash.small_remainders() == []
-    titles = [e.title for e in (await customer_timeline(customer.id)).events]
+    titles = [e.title for e in (await customer_timeline(payer.id)).events]
     assert "Remainder €8.98 written off: Bank charges" in titles
     # The write-off is not money received: not unapplied, not in the payments list.
     assert await cash.unapplied_money() == []
