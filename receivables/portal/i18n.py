@@ -229,6 +229,13 @@ FR: dict[str, str] = {
     "PO number": "N° de commande",
     "Already paid or credited": "Déjà payé ou couvert par un avoir",
     "Copy produced from our accounts on {date}. The original invoice remains the reference.": "Copie établie à partir de notre comptabilité le {date}. La facture originale fait foi.",
+    "Copy produced from our accounts on {date}. The original credit note remains the reference.": "Copie établie à partir de notre comptabilité le {date}. L’avoir original fait foi.",
+    "Credit amount": "Montant de l’avoir",
+    "Already deducted from invoices": "Déjà déduit de factures",
+    "Credit still available": "Avoir encore disponible",
+    "Nothing to pay": "Rien à payer",
+    "This credit note is in your favour: it is deducted from your open invoices, or refunded on request.": "Cet avoir est en votre faveur : il est déduit de vos factures ouvertes, ou remboursé sur demande.",
+    "Reference": "Référence",
     # emails
     "Hello{name},": "Bonjour{name},",
     "A contact": "Un contact",

@@ -5,9 +5,12 @@ statement. Small remainders written off under the company's tolerance and not ch
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date, timedelta
 from decimal import Decimal
+
+from pypdf import PdfReader
 
 from app import create_app
 from receivables.access.api_keys import create_key
@@ -75,6 +78,11 @@ def _form(html: str) -> dict[str, str]:
     )
     assert form, html[:3000]
     return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
+
+
+def _pdf_text(content: bytes) -> str:
+    assert content.startswith(b"%PDF-")
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
 
 
 async def _open(item) -> int:
@@ -217,6 +225,13 @@ async def test_finance_applies_a_bank_payment_and_a_credit_note_and_every_face_a
     async with app_client(app) as portal:
         assert (await portal.get(f"/p/{link.token}")).status_code == 303
         html = (await portal.get("/p/statement")).text
+        # The credit note's PDF says so and asks for nothing; an invoice's says how to pay.
+        note_pdf = _pdf_text((await portal.get(f"/p/invoices/{note.id}/pdf")).content)
+        invoice_pdf = _pdf_text((await portal.get(f"/p/invoices/{f3.id}/pdf")).content)
+    assert "Credit note AV-1" in note_pdf and "Nothing to pay" in note_pdf
+    assert "How to pay" not in note_pdf and "IBAN" not in note_pdf
+    assert "Due date" not in note_pdf and "€250.00" in note_pdf
+    assert "Invoice F-3" in invoice_pdf and "How to pay" in invoice_pdf and "IBAN" in invoice_pdf
     shown = re.findall(r'class="item-number">\s*<span class="strong">([^<]+)<', html)
     assert shown == ["F-2", "F-3", "F-4"]
     for figure in ("€150.00", "€50.00", "€120.00", "€200.00", "€320.00"):
