@@ -11,7 +11,7 @@ from litestar import Request, Response, Router
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Template
 
-from backoffice import auth, cash, customers, dunning, feedback, mail, payments, users
+from backoffice import auth, cash, customers, dashboard, dunning, feedback, mail, payments, users
 from backoffice.finance import ROUTES as finance_routes
 from backoffice.pages import nav_items
 from backoffice.security import (
@@ -59,6 +59,7 @@ backoffice_router = Router(
         *cash.ROUTES,
         *users.ROUTES,
         *dunning.ROUTES,
+        *dashboard.ROUTES,
     ],
     middleware=[StaffSessionMiddleware],
     guards=[requires_staff, requires_role, requires_csrf],

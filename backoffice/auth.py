@@ -6,7 +6,7 @@ from litestar import Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from backoffice.pages import is_mounted, staff
+from backoffice.pages import staff
 from backoffice.security import (
     ALL_STAFF,
     PREFIX,
@@ -105,12 +105,11 @@ async def logout(request: Request) -> Redirect:
 
 @get("/", name="bo:home", opt=roles(ALL_STAFF))
 async def home(request: Request) -> Redirect:
-    """Each role starts where its work is."""
+    """Each role starts where its work is: admin and finance on the dashboard, collectors
+    on their inbox (the dashboard is in their menu)."""
     role = staff(request).role
-    if role == Role.finance.value:
-        finance = f"{PREFIX}/finance"
-        start = finance if is_mounted(request, finance) else f"{PREFIX}/payments"
-        return Redirect(path=start, status_code=303)
+    if role in (Role.admin.value, Role.finance.value):
+        return Redirect(path=f"{PREFIX}/dashboard", status_code=303)
     if role == Role.collector.value:
         return Redirect(path=f"{PREFIX}/feedback", status_code=303)
     return Redirect(path=f"{PREFIX}/customers", status_code=303)

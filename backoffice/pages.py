@@ -22,6 +22,7 @@ from receivables.feedback_inbox import pending_count
 
 NAV = (
     # (label, path, roles, demo only); an entry shows only when its page is mounted.
+    ("Dashboard", f"{PREFIX}/dashboard", ALL_STAFF, False),
     ("Agenda", f"{PREFIX}/agenda", ALL_STAFF, False),
     ("Feedback", f"{PREFIX}/feedback", ALL_STAFF, False),
     ("Customers", f"{PREFIX}/customers", ALL_STAFF, False),

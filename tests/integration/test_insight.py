@@ -302,3 +302,110 @@ async def test_every_figure_by_hand(db):
     assert kept.nightly.ratios["EUR"].cei_90 == Decimal("29.7")
     assert kept.nightly.balances["EUR"].buckets == e.buckets
     assert [t.name for t in kept.nightly.top["EUR"]] == ["Alpha", "Beta", "Gamma"]
+
+
+async def test_the_page_and_the_aged_balance(db, client):
+    """The page as admin on the same ledger: the kept figures, a past date's aging, a
+    collector's figures computed now, the charts, and the aged balance whose totals are
+    the page's buckets for that date."""
+    import csv
+    import io
+    import re
+    from datetime import UTC, datetime
+
+    import openpyxl
+    import time_machine
+
+    from receivables.access.staff import create_user
+
+    ids = await build_ledger()
+    await create_user("boss@seller.example", "Boss", Role.admin, "boss-password-2026")
+    await snapshots.write_nightly(f.Scope(company_id=ids["a"]), T)
+    with time_machine.travel(datetime(2026, 6, 30, 12, tzinfo=UTC), tick=True):
+        login = await client.get("/backoffice/login")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', login.text).group(1)
+        r = await client.post(
+            "/backoffice/login",
+            data={
+                "email": "boss@seller.example",
+                "password": "boss-password-2026",
+                "_csrf_token": token,
+            },
+        )
+        assert r.status_code == 303
+        start = await client.get("/backoffice/")
+        assert start.headers["location"] == "/backoffice/dashboard"
+
+        def figure(html: str, fid: str) -> str:
+            block = html.split(f'id="fig-{fid}"', 1)[1]
+            return re.search(r'class="stat-value">([^<]*)<', block).group(1).strip()
+
+        page = await client.get(f"/backoffice/dashboard?company={ids['a']}")
+        assert page.status_code == 200
+        html = page.text
+        assert "As of the night of" in html and "30 Jun 2026" in html
+        assert figure(html, "open-EUR") == "€6,000.00"
+        assert figure(html, "overdue-EUR") == "€3,400.00"
+        assert figure(html, "share-EUR") == "56.7 %"
+        assert figure(html, "hold-EUR") == "€1,100.00"
+        assert figure(html, "dso-EUR") == "110.0 days"
+        assert figure(html, "add-EUR") == "76.7 days"
+        assert figure(html, "cei90-EUR") == "29.7 %"
+        assert figure(html, "open-USD") == "US$250.00"
+        # Each figure carries its definition, on hover and in small print.
+        tile = html.split('id="fig-overdue-EUR"', 1)[1].split("</div>", 1)[0]
+        assert tile.startswith(' title="Past its due date and not on hold')
+        assert 'class="stat-hint dash-def">Past its due date and not on hold' in tile
+        # Each chart is an SVG with shapes, and its numbers in a table.
+        for chart in (
+            "aging-EUR",
+            "disputes-EUR",
+            "overdue-trend-EUR",
+            "dso-trend-EUR",
+            "forecast-EUR",
+        ):
+            svg = html.split(f'id="chart-{chart}"', 1)[1].split("</svg>", 1)[0]
+            assert "<svg" in svg and ("<rect" in svg or "<polyline" in svg), chart
+        assert 'id="aging-table-EUR"' in html and 'id="forecast-table-EUR"' in html
+        assert "Alpha" in html.split('id="top-table-EUR"', 1)[1]
+
+        # A past date's aging, and its aged balance: the same totals.
+        may = await client.get(f"/backoffice/dashboard?company={ids['a']}&on=2026-05-31")
+        aging = may.text.split('id="aging-table-EUR"', 1)[1].split("</table>", 1)[0]
+        amounts = re.findall(r'class="num[^"]*">(€[0-9,.]+)<', aging)
+        assert amounts == ["€2,000.00", "€1,200.00", "€0.00", "€800.00", "€700.00", "€4,700.00"]
+        xlsx = await client.get(
+            f"/backoffice/dashboard/aged-balance?company={ids['a']}&on=2026-05-31&format=xlsx"
+        )
+        assert xlsx.status_code == 200
+        sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True).active
+        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+        assert rows[0][:3] == ["Customer", "Name", "Currency"]
+        by_name = {r[1]: r[3:] for r in rows[1:] if r[0] != "Total"}
+        assert by_name["Alpha"] == [2000, 0, 0, 0, 0, 2000]
+        assert by_name["Beta"] == [0, 1200, 0, 800, 0, 2000]
+        totals = [r for r in rows if r[0] == "Total"]
+        assert totals == [["Total", None, "EUR", 2000, 1200, 0, 800, 700, 4700]]
+
+        # Today's aged balance in CSV: the page's buckets (EUR and USD apart).
+        text = (
+            await client.get(f"/backoffice/dashboard/aged-balance?company={ids['a']}&format=csv")
+        ).content.decode("utf-8-sig")
+        lines = list(csv.reader(io.StringIO(text)))
+        assert [
+            "Total",
+            "",
+            "EUR",
+            "1500.00",
+            "1800.00",
+            "1200.00",
+            "0.00",
+            "1500.00",
+            "6000.00",
+        ] in lines
+        assert ["Total", "", "USD", "250.00", "0.00", "0.00", "0.00", "0.00", "250.00"] in lines
+
+        # One collector's accounts: not kept overnight, computed for the page.
+        mine = await client.get(f"/backoffice/dashboard?collector={ids['camille']}")
+        assert "Computed now" in mine.text
+        assert figure(mine.text, "overdue-EUR") == "€2,700.00"
