@@ -141,13 +141,38 @@ def worker() -> None:
 )
 @click.option("--company", "company_code", help="Company code (needed when there are several).")
 @click.option("--check", is_flag=True, help="Check the files and report; write nothing.")
+@click.option(
+    "--locale",
+    "amount_locale",
+    metavar="LOCALE",
+    help="How the files write amounts (en_GB: 1,234.56; fr_FR: 1 234,56; de_DE: 1.234,56; "
+    "de_CH: 1'234.56). Default: the company's locale.",
+)
+@click.option(
+    "--decimal-separator",
+    type=click.Choice([".", ","]),
+    help="The files' decimal separator, instead of a locale.",
+)
 def import_(
-    files: tuple[str, ...], kind: str | None, company_code: str | None, check: bool
+    files: tuple[str, ...],
+    kind: str | None,
+    company_code: str | None,
+    check: bool,
+    amount_locale: str | None,
+    decimal_separator: str | None,
 ) -> None:
     """Import CSV or XLSX files of companies, customers, contacts, items, payments.
 
     All or nothing: a file with any bad row imports nothing and every bad row is listed.
+    Amounts written as text are read in the company's locale unless --locale or
+    --decimal-separator says otherwise; "1,000" with neither is refused as ambiguous.
     """
+    from receivables.money import AmountFormat, MoneyError
+
+    try:
+        AmountFormat(locale=amount_locale, decimal_separator=decimal_separator)
+    except MoneyError as exc:
+        raise click.UsageError(str(exc)) from None
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -184,6 +209,8 @@ def import_(
                 actor=Actor.system("cli import"),
                 progress=on_progress,
                 dry_run=check,
+                locale=amount_locale,
+                decimal_separator=decimal_separator,
             ),
         )
     for warning in report.warnings:
@@ -192,6 +219,8 @@ def import_(
         console.print(f"[bold red]Nothing imported:[/] {len(report.problems)} problem(s)")
         for line in report.problem_lines(limit=500):
             console.print(f"  {line}", soft_wrap=True, highlight=False)
+        if report.amounts:
+            console.print(f"({report.amounts})", highlight=False)
         sys.exit(1)
     for line in report.summary_lines():
         out.print(line, highlight=False)

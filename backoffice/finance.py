@@ -22,6 +22,7 @@ from receivables.clock import company_today
 from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Company
+from receivables.money import AmountFormat
 from receivables.payments import bank_reconciliation, flags, reports
 from receivables.payments.tables import BankLine, OnlinePayment
 
@@ -158,7 +159,10 @@ async def export(
     format: FromQuery[str] = "",
     date_from: FromQuery[str] = "",
     date_to: FromQuery[str] = "",
+    sheet: FromQuery[str] = "payments",
 ) -> Response | File:
+    if sheet == "allocations" and not format:
+        format = "csv"  # the "Allocations (CSV)" button
     today = await company_today()
     start = _date(date_from, today.replace(day=1))
     end = _date(date_to, today)
@@ -173,8 +177,9 @@ async def export(
         )
     if end < start:
         start, end = end, start
+    sheet = sheet if sheet in reports.SHEETS and format == "csv" else "payments"
     rows = await reports.export_rows(start, end)
-    name = f"online-payments-{start}-{end}.{format}"
+    name = f"{sheet}-{start}-{end}.{format}"
     media = (
         "text/csv; charset=utf-8"
         if format == "csv"
@@ -182,7 +187,7 @@ async def export(
     )
     # Written to a temporary file in a thread (openpyxl holds the GIL for seconds on 100k
     # rows), streamed from there, removed once sent.
-    path = await asyncio.to_thread(reports.export_file, rows, format)
+    path = await asyncio.to_thread(reports.export_file, rows, format, sheet)
     return File(
         path=path,
         filename=name,
@@ -221,6 +226,8 @@ async def bank_import(request: Request) -> Template | Redirect:
     company = next((c for c in companies if str(c.id) == str(form.get("company"))), None)
     if company is None and len(companies) == 1:
         company = companies[0]
+    separator = str(form.get("decimal_separator") or "")
+    amounts = AmountFormat(decimal_separator=separator) if separator in (".", ",") else None
     problems: list[str] = []
     if company is None:
         problems.append("company: choose the company whose account this is")
@@ -236,6 +243,7 @@ async def bank_import(request: Request) -> Template | Redirect:
                 content=content,
                 currency=company.currency,
                 actor=staff_actor(staff(request)),
+                amounts=amounts,
             )
         except InvalidInput as exc:
             problems = [str(p) for p in exc.problems]
@@ -257,6 +265,7 @@ async def bank_import(request: Request) -> Template | Redirect:
         review=await reports.bank_lines(status=BankLine.Status.review.value),
         companies=companies,
         problems=problems,
+        decimal_separator=separator,
         status_code=400,
     )
 

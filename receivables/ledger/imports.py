@@ -29,6 +29,7 @@ from receivables.ledger.records import (
     KINDS,
     REQUIRED,
     Changeset,
+    CompanyRecord,
     ParsedRows,
     Progress,
     RowProblem,
@@ -36,6 +37,8 @@ from receivables.ledger.records import (
     fold,
     parse_rows,
 )
+from receivables.ledger.tables import Company
+from receivables.money import AmountFormat, MoneyError
 
 ALIASES: dict[str, dict[str, str]] = {
     "companies": {
@@ -345,6 +348,9 @@ class ImportReport:
     results: dict[str, UpsertResult] = field(default_factory=dict)
     """Per kind, in write order; empty when nothing was written."""
     written: bool = False
+    amounts: str = ""
+    """How amounts written as text were read: "amounts read the fr_FR way (company ATL's
+    locale)", "amounts read with ',' as decimal separator"..."""
 
     @property
     def ok(self) -> bool:
@@ -379,14 +385,17 @@ class _Prepared:
     """file -> field -> header label as written."""
     positions: dict[str, dict[str, int]] = field(default_factory=dict)
     """file -> header label -> column index, to list a row's problems left to right."""
+    amounts: str = ""
 
 
 def _prepare(
     sources: Sequence[tuple[str, Callable[[Progress | None], Sheet]]],
     kind: str | None,
     notify: _Notify | None,
+    amounts: _Amounts,
 ) -> _Prepared:
     out = _Prepared()
+    sheets: list[tuple[Sheet, str]] = []
     for name, read in sources:
         try:
             sheet = read(notify)
@@ -401,14 +410,71 @@ def _prepare(
             out.problems.append(FileProblem(name, sheet.header_line, "", str(exc)))
             continue
         out.files.append(FileSummary(name, file_kind, len(sheet.rows)))
-        parsed = _parse_sheet(sheet, file_kind, out, notify)
+        sheets.append((sheet, file_kind))
+    # Companies first: a company created by this import reads its own rows in its locale.
+    sheets.sort(key=lambda entry: KINDS.index(entry[1]))
+    for sheet, file_kind in sheets:
+        parsed = _parse_sheet(sheet, file_kind, out, notify, amounts)
         if parsed is not None:
             out.parsed.append((file_kind, parsed))
+            if file_kind == "companies":
+                amounts.learn(parsed.records)
+    out.amounts = amounts.describe()
     return out
 
 
+@dataclass
+class _Amounts:
+    """How the files write amounts: the explicit format, else each company's locale."""
+
+    explicit: AmountFormat | None
+    company_code: str | None
+    locales: dict[str, str] = field(default_factory=dict)
+    """company code -> locale, from the database and the companies being imported."""
+
+    def learn(self, records: Iterable[object]) -> None:
+        for record in records:
+            if isinstance(record, CompanyRecord) and (
+                record.fields_set is None or "locale" in record.fields_set
+            ):
+                self.locales[record.code] = record.locale
+            elif isinstance(record, CompanyRecord):
+                self.locales.setdefault(record.code, record.locale)
+
+    def _default_code(self) -> str | None:
+        if self.company_code:
+            return self.company_code
+        return next(iter(self.locales)) if len(self.locales) == 1 else None
+
+    def default(self) -> AmountFormat:
+        if self.explicit is not None:
+            return self.explicit
+        code = self._default_code()
+        return _by_locale(self.locales.get(code)) if code else AmountFormat()
+
+    def per_company(self) -> dict[str, AmountFormat] | None:
+        if self.explicit is not None:
+            return None
+        return {code: _by_locale(locale) for code, locale in self.locales.items()}
+
+    def describe(self) -> str:
+        if self.explicit is not None:
+            return f"amounts read {self.explicit}"
+        code = self._default_code()
+        if code and code in self.locales:
+            return f"amounts read {_by_locale(self.locales[code])} (company {code}'s locale)"
+        return "amounts read with no locale: only spellings with one reading"
+
+
+def _by_locale(locale: str | None) -> AmountFormat:
+    try:
+        return AmountFormat(locale=locale) if locale else AmountFormat()
+    except MoneyError:
+        return AmountFormat()
+
+
 def _parse_sheet(
-    sheet: Sheet, kind: str, out: _Prepared, notify: _Notify | None
+    sheet: Sheet, kind: str, out: _Prepared, notify: _Notify | None, amounts: _Amounts
 ) -> ParsedRows | None:
     name = sheet.name
     targets: list[str | None] = []
@@ -465,7 +531,13 @@ def _parse_sheet(
             if t is not None
         }
         rows.append((line, data))
-    parsed = parse_rows(kind, rows, source=name)
+    parsed = parse_rows(
+        kind,
+        rows,
+        source=name,
+        amounts=amounts.default(),
+        company_amounts=amounts.per_company(),
+    )
     if notify:
         notify(f"parse {name}", len(rows), len(rows))
     return parsed
@@ -485,9 +557,24 @@ async def _run(
     actor: Actor,
     progress: Progress | None,
     dry_run: bool,
+    locale: str | None,
+    decimal_separator: str | None,
 ) -> ImportReport:
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    try:
+        explicit = (
+            AmountFormat(locale=locale, decimal_separator=decimal_separator)
+            if locale or decimal_separator
+            else None
+        )
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+    amounts = _Amounts(explicit, company_code)
+    if explicit is None:
+        amounts.locales = {
+            row["code"]: row["locale"] for row in await Company.select(Company.code, Company.locale)
+        }
     loop = asyncio.get_running_loop()
     notify: _Notify | None = None
     if progress is not None:
@@ -497,9 +584,12 @@ async def _run(
             loop.call_soon_threadsafe(report_progress, step, done, total)
 
     # openpyxl and 100k-row parsing are blocking: off the event loop.
-    prepared = await asyncio.to_thread(_prepare, sources, kind, notify)
+    prepared = await asyncio.to_thread(_prepare, sources, kind, notify, amounts)
     report = ImportReport(
-        files=prepared.files, problems=list(prepared.problems), warnings=prepared.warnings
+        files=prepared.files,
+        problems=list(prepared.problems),
+        warnings=prepared.warnings,
+        amounts=prepared.amounts,
     )
     order = {name: i for i, (name, _) in enumerate(sources)}
     changes = Changeset(
@@ -556,6 +646,8 @@ async def import_files(
     kind: str | None = None,
     progress: Progress | None = None,
     dry_run: bool = False,
+    locale: str | None = None,
+    decimal_separator: str | None = None,
 ) -> ImportReport:
     """Import .csv and .xlsx files all or nothing; see the module docstring.
 
@@ -563,6 +655,10 @@ async def import_files(
     one company). `kind`: what every file holds, instead of recognising it from the header.
     `progress(step, done, total)` is called on the event loop with steps "read FILE",
     "parse FILE", "check" and then each kind written. `dry_run` checks without writing.
+    Amounts written as text are read the way `locale` (en_GB, fr_FR, de_CH...) or
+    `decimal_separator` ('.' or ',') says; without either, the way the row's company's
+    locale says (its `company` column, else `company_code`, else the one company), and with
+    no company known only spellings with a single reading ("1,000" is refused).
     Problems are returned in the report, not raised; files that cannot be read are problems.
     """
     sources = [(str(p), lambda notify, p=p: read_rows(p, progress=notify)) for p in paths]
@@ -573,6 +669,8 @@ async def import_files(
         actor=actor,
         progress=progress,
         dry_run=dry_run,
+        locale=locale,
+        decimal_separator=decimal_separator,
     )
 
 
@@ -584,6 +682,8 @@ async def import_uploads(
     kind: str | None = None,
     progress: Progress | None = None,
     dry_run: bool = False,
+    locale: str | None = None,
+    decimal_separator: str | None = None,
 ) -> ImportReport:
     """Like `import_files` for files received as (file name, bytes or binary file object)."""
     sources = [
@@ -597,6 +697,8 @@ async def import_uploads(
         actor=actor,
         progress=progress,
         dry_run=dry_run,
+        locale=locale,
+        decimal_separator=decimal_separator,
     )
 
 

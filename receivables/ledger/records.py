@@ -61,12 +61,13 @@ from receivables.ledger.tables import (
     Payment,
 )
 from receivables.money import (
+    PLAIN,
+    AmountFormat,
     Money,
     MoneyError,
     check_currency,
     exponent,
     from_minor,
-    parse_amount,
     to_minor,
 )
 
@@ -317,24 +318,27 @@ def _finest_currency() -> str:
     return max(sorted(list_currencies()), key=exponent)
 
 
-def parse_money(value: object, currency: str | None) -> Decimal:
-    """An exact amount: "1234.50", "1 234,50", "1,234.50", 1234, Decimal, or a float cell.
+def parse_money(
+    value: object, currency: str | None, amounts: AmountFormat | None = None
+) -> Decimal:
+    """An exact amount: text read as `amounts` says (see `receivables.money.parse_amount`;
+    None: only spellings with one reading, "1,000" is refused), 1234, Decimal, or a float cell.
 
-    Floats only come from spreadsheet cells; they are read at Excel's own precision (15
-    significant digits), so 0.1 + 0.2 computed in a sheet is 0.3, never 0.30000000000000004.
-    With `currency` None the amount is only checked for what no currency allows; call
-    `exact_minor` once the currency is known.
+    Number cells are numbers whatever the locale. Floats only come from spreadsheet cells;
+    they are read at Excel's own precision (15 significant digits), so 0.1 + 0.2 computed in
+    a sheet is 0.3, never 0.30000000000000004. With `currency` None the amount is only
+    checked for what no currency allows; call `exact_minor` once the currency is known.
     """
     if isinstance(value, bool):
         raise ValueError(f"{value} is not an amount")
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError("is not an amount")
-        value = format(value, ".15g")
+        value = Decimal(format(value, ".15g"))
     if not isinstance(value, (str, int, Decimal)):
         raise ValueError(f"a {type(value).__name__} is not an amount")
     try:
-        return parse_amount(value, currency or _finest_currency())
+        return (amounts or AmountFormat()).parse(value, currency or _finest_currency())
     except MoneyError as exc:
         raise ValueError(str(exc)) from None
 
@@ -465,11 +469,19 @@ _METHOD_ALIASES = {
 class _Row:
     """One source row being parsed: reads fields, collects every problem."""
 
-    def __init__(self, kind: str, data: Mapping[str, object], line: int | None, source: str):
+    def __init__(
+        self,
+        kind: str,
+        data: Mapping[str, object],
+        line: int | None,
+        source: str,
+        amounts: AmountFormat = PLAIN,
+    ):
         self.kind = kind
         self.data = data
         self.line = line
         self.source = source
+        self.amounts = amounts
         self.problems: list[FieldProblem] = []
         known = FIELDS[kind]
         for name in data:
@@ -530,7 +542,7 @@ class _Row:
         self, name: str, currency: str | None, *, required: bool = False, positive: bool = True
     ) -> Decimal | None:
         amount: Decimal | None = self.get(
-            name, lambda v: parse_money(v, currency), required=required
+            name, lambda v: parse_money(v, currency, self.amounts), required=required
         )
         if amount is not None:
             if positive and amount <= 0:
@@ -676,12 +688,20 @@ _PARSERS: dict[str, Callable[[_Row], Any]] = {
 
 
 def try_parse(
-    kind: str, data: Mapping[str, object], *, line: int | None = None, source: str = ""
+    kind: str,
+    data: Mapping[str, object],
+    *,
+    line: int | None = None,
+    source: str = "",
+    amounts: AmountFormat = PLAIN,
 ) -> tuple[Record | None, list[FieldProblem]]:
-    """Parse one row of `kind`: (record, []) or (None, every problem of the row)."""
+    """Parse one row of `kind`: (record, []) or (None, every problem of the row).
+
+    `amounts` says how the source writes amounts; the default is a machine's "1234.50"
+    (the JSON API), files say their locale or decimal separator."""
     if kind not in _PARSERS:
         raise ValueError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    row = _Row(kind, data, line, source)
+    row = _Row(kind, data, line, source, amounts)
     record = _PARSERS[kind](row)
     return record, row.problems
 
@@ -741,13 +761,24 @@ class ParsedRows:
 
 
 def parse_rows(
-    kind: str, rows: Iterable[tuple[int | None, Mapping[str, object]]], *, source: str = ""
+    kind: str,
+    rows: Iterable[tuple[int | None, Mapping[str, object]]],
+    *,
+    source: str = "",
+    amounts: AmountFormat = PLAIN,
+    company_amounts: Mapping[str, AmountFormat] | None = None,
 ) -> ParsedRows:
-    """Parse many rows given as (line, mapping); every problem of every row is kept."""
+    """Parse many rows given as (line, mapping); every problem of every row is kept.
+
+    Amounts are read as `amounts` says, or as `company_amounts` says for the company a row
+    names in its `company` field (a file of several companies, each in its locale)."""
     out = ParsedRows()
     key_field = _KEY_FIELD[kind]
     for line, data in rows:
-        record, problems = try_parse(kind, data, line=line, source=source)
+        row_amounts = amounts
+        if company_amounts and isinstance(data.get("company"), str):
+            row_amounts = company_amounts.get(str(data["company"]).strip(), amounts)
+        record, problems = try_parse(kind, data, line=line, source=source, amounts=row_amounts)
         if record is None:
             out.problems.extend(problems)
             key = data.get(key_field)
@@ -971,6 +1002,7 @@ class Changeset:
         self._customers: dict[tuple[str, str], _CustomerRef] = {}
         self._items: dict[tuple[str, str], _ItemRef] = {}
         self._staff: dict[str, int] | None = None
+        self._company_presets: dict[str, dict[str, int]] = {}
 
     def add(self, records: Iterable[Record]) -> None:
         for record in records:
@@ -993,6 +1025,7 @@ class Changeset:
         problems: list[FieldProblem] = []
         plans: dict[str, _Plan] = {}
         self._customers, self._items, self._staff = {}, {}, None
+        self._company_presets = {}
         await self._load_companies()
         if lock:
             await self._lock_accounts()
@@ -1204,8 +1237,16 @@ class Changeset:
             if row is None:
                 plan.create.append(record)
                 self._companies[record.code] = _CompanyRef(None, record.currency)
+                self._company_presets[record.code] = _preset_values(
+                    record.penalty_policy, record.currency
+                )
                 continue
             changes = {n: v for n, v in carried.items() if row[n] != v}
+            if "penalty_policy" in changes:
+                # A new policy brings its preset's margin and compensation; the same policy
+                # sent again leaves the values an admin may have adjusted alone.
+                currency = carried.get("currency", row["currency"])
+                changes.update(_preset_values(record.penalty_policy, currency))
             if "currency" in changes and await self._company_has_money(row["id"]):
                 problems.append(
                     self._problem(
@@ -1691,6 +1732,7 @@ class Changeset:
         # A handful of rows: plain ORM.
         for record in plan.create:
             values = {n: getattr(record, n) for n in FIELDS["companies"]}
+            values.update(self._company_presets.get(record.code, {}))
             rows = await Company.insert(Company(**values)).returning(Company.id)
             self._companies[record.code].id = rows[0]["id"]
             ids[(record.code,)] = rows[0]["id"]
@@ -2002,6 +2044,22 @@ class Changeset:
                 raise InvalidInput(
                     [RowProblem("item_number", str(exc), record.line, record.source)]
                 ) from None
+
+
+def _preset_values(policy: str, currency: str) -> dict[str, int]:
+    """The margin and compensation a penalty policy's preset sets (eu, france, uk), like
+    the back office's preset button; {} for a policy without one (none, fixed)."""
+    # The presets live beside the reference rates they follow (dunning); read at call time
+    # so the ledger does not load the dunning package for every import.
+    from receivables.dunning.reference_rates import PRESETS
+
+    preset = PRESETS.get(policy)
+    if preset is None:
+        return {}
+    return {
+        "penalty_margin_bp": preset.margin_bp,
+        "compensation_minor": to_minor(preset.compensation, currency),
+    }
 
 
 def _group(records: Iterable[Any], key: Callable[[Any], str]) -> dict[str, list[Any]]:

@@ -15,6 +15,9 @@ first matching column wins); see docs/PAYMENTS.md for the table:
     counterparty_iban (or iban)
     value_date (or date_de_valeur)
     bank_ref (or transaction_id, id, reference_bancaire)    makes re-imports harmless
+
+Amounts are read as the file's locale or decimal separator says when the caller knows it,
+else only when they have one reading; a bad amount names its line, column and value.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from datetime import date, datetime
 from lxml import etree
 
 from receivables.errors import FieldProblem, InvalidInput
-from receivables.money import MoneyError, check_currency, parse_amount, to_minor
+from receivables.money import (
+    AmountFormat,
+    MoneyError,
+    check_currency,
+    parse_plain_amount,
+    to_minor,
+)
 
 HEADERS = {
     "booking_date": (
@@ -82,14 +91,21 @@ class StatementFile:
     entries: list[BankEntry]
 
 
-def parse_statement(content: bytes, default_currency: str) -> StatementFile:
-    """Read a CSV or CAMT.053 file (told apart by its content)."""
+def parse_statement(
+    content: bytes, default_currency: str, amounts: AmountFormat | None = None
+) -> StatementFile:
+    """Read a CSV or CAMT.053 file (told apart by its content).
+
+    `amounts`: how the CSV writes amounts (the bank's locale or decimal separator); without
+    it only spellings with one reading are taken ("1 234,56", "1,234.56", "-30.00") and
+    "1,000" is refused with both readings. CAMT amounts are always "1234.56" (ISO 20022).
+    """
     if len(content) > MAX_BYTES:
         raise InvalidInput.one("file", "the file is larger than 20 MiB")
     head = content[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"<"):
         return parse_camt053(content)
-    return parse_csv(content, default_currency)
+    return parse_csv(content, default_currency, amounts)
 
 
 def _key(header: str) -> str:
@@ -107,7 +123,10 @@ def _date(text: str) -> date:
     raise ValueError(f"'{text}' is not a date (YYYY-MM-DD or DD/MM/YYYY)")
 
 
-def parse_csv(content: bytes, default_currency: str) -> StatementFile:
+def parse_csv(
+    content: bytes, default_currency: str, amounts: AmountFormat | None = None
+) -> StatementFile:
+    reading = amounts or AmountFormat()
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -157,17 +176,19 @@ def parse_csv(content: bytes, default_currency: str) -> StatementFile:
             continue
         try:
             if "amount" in column:
-                amount = parse_amount(cell(row, "amount"), currency)
+                field = "amount"
+                amount = reading.parse(cell(row, "amount"), currency)
             else:
                 credit = cell(row, "credit")
+                field = "credit" if credit else "debit"
                 debit = cell(row, "debit")
                 amount = (
-                    parse_amount(credit, currency)
+                    reading.parse(credit, currency)
                     if credit
-                    else -abs(parse_amount(debit or "0", currency))
+                    else -abs(reading.parse(debit or "0", currency))
                 )
         except MoneyError as exc:
-            problems.append(FieldProblem("amount", str(exc), number))
+            problems.append(FieldProblem(rows[0][column[field]].strip() or field, str(exc), number))
             continue
         entries.append(
             BankEntry(
@@ -257,7 +278,8 @@ def parse_camt053(content: bytes) -> StatementFile:
                     continue
                 try:
                     currency = check_currency(amount_node.get("Ccy") or "")
-                    minor = to_minor(parse_amount(amount_node.text or "", currency), currency)
+                    # ISO 20022 amounts are "1234.56" whatever the bank's country.
+                    minor = to_minor(parse_plain_amount(amount_node.text or "", currency), currency)
                 except MoneyError as exc:
                     problems.append(FieldProblem("Amt", str(exc), number))
                     continue

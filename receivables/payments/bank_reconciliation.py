@@ -25,7 +25,7 @@ from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.history import Actor
 from receivables.ledger.allocations import allocate
 from receivables.ledger.tables import Customer, Item, ItemKind, ItemStatus, Payment
-from receivables.money import Money, format_minor
+from receivables.money import AmountFormat, Money, format_minor
 from receivables.payments.bank_files import BankEntry, parse_statement
 from receivables.payments.flags import Kind, flag
 from receivables.payments.tables import BankLine, BankLineMatch, BankStatement
@@ -232,9 +232,17 @@ class ImportReport:
 
 
 async def import_statement(
-    *, company_id: int, filename: str, content: bytes, currency: str, actor: Actor
+    *,
+    company_id: int,
+    filename: str,
+    content: bytes,
+    currency: str,
+    actor: Actor,
+    amounts: AmountFormat | None = None,
 ) -> ImportReport:
-    """Store a statement's credits with their proposals; allocate nothing."""
+    """Store a statement's credits with their proposals; allocate nothing.
+
+    `amounts`: the CSV's locale or decimal separator, when the bank's format needs it."""
     digest = hashlib.sha256(content).hexdigest()
     known = await BankStatement.objects().get(
         (BankStatement.company == company_id) & (BankStatement.sha256 == digest)
@@ -243,7 +251,7 @@ async def import_statement(
         raise InvalidInput.one(
             "file", f"this file was already imported on {known.imported_at:%Y-%m-%d %H:%M}"
         )
-    parsed = parse_statement(content, currency)
+    parsed = parse_statement(content, currency, amounts)
     ledger = await _ledger(company_id)
     credits = [e for e in parsed.entries if e.amount_minor > 0]
     debits = len(parsed.entries) - len(credits)

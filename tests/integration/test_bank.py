@@ -6,6 +6,7 @@ allocated before finance confirms; the same file or bank reference imported once
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date, timedelta
 
@@ -14,6 +15,7 @@ import pytest
 from receivables.errors import InvalidInput
 from receivables.history import Actor
 from receivables.ledger.tables import Allocation, Item, Payment
+from receivables.money import AmountFormat
 from receivables.payments.bank_files import parse_statement
 from receivables.payments.bank_reconciliation import (
     confirm_line,
@@ -143,6 +145,38 @@ async def test_bad_rows_are_named_and_nothing_is_imported(db):
         await _import(company, "amount,reference\n1,2\n", "no-date.csv")
 
 
+def test_csv_amounts_as_banks_write_them():
+    """A French bank's spellings read without being told; "1,000" is refused until the
+    file's locale says which sign is decimal; CAMT amounts are ISO's "1234.56" only."""
+    french = (
+        "Date;Libellé;Débit;Crédit\n"
+        "01/12/2026;VIR A;;1 234,56\n"
+        "01/12/2026;VIR B;;2\u202f990,07\n"
+        "01/12/2026;VIR C;;1\u00a0000\n"
+        "01/12/2026;VIR D;;1.234,56 EUR\n"
+        "01/12/2026;FRAIS;30,00;\n"
+        "01/12/2026;VIR E;;(12,50)\n"
+    )
+    for amounts in (None, AmountFormat(locale="fr_FR")):
+        got = [e.amount_minor for e in parse_statement(french.encode(), "EUR", amounts).entries]
+        assert got == [123456, 299007, 100000, 123456, -3000, -1250]
+
+    english = 'date,amount,currency,reference\n2026-12-01,"1,000",JPY,x\n2026-12-01,250.5,EUR,y\n'
+    with pytest.raises(InvalidInput) as refused:
+        parse_statement(english.encode(), "EUR")
+    assert [str(p) for p in refused.value.problems] == [
+        "line 2, column amount: '1,000' could be 1000 or 1: set the file's locale or decimal separator"
+    ]
+    entries = parse_statement(english.encode(), "EUR", AmountFormat(locale="en_GB")).entries
+    assert [(e.currency, e.amount_minor) for e in entries] == [("JPY", 1000), ("EUR", 25050)]
+    with pytest.raises(InvalidInput, match="'1 234,56' is not an amount written the en_GB way"):
+        parse_statement(french.encode(), "EUR", AmountFormat(locale="en_GB"))
+
+    camt = CAMT.format(d=TODAY.isoformat()).replace(">150.00<", ">1,150.00<")
+    with pytest.raises(InvalidInput, match="'1,150.00' is not an amount written like 1234.56"):
+        parse_statement(camt.encode(), "EUR")
+
+
 CAMT = """<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
  <BkToCstmrStmt>
@@ -270,3 +304,20 @@ async def test_finance_imports_and_confirms_from_the_back_office(db, databases):
             files={"file": ("bad.csv", b"date,amount\nnope,1\n", "text/csv")},
         )
         assert bad.status_code == 400 and "line 2" in bad.text
+        # A statement writing thousands with a point and no decimals: asked, then read.
+        german = f"date;amount;reference\n{TODAY:%d.%m.%Y};1.000;SEPA ONE THOUSAND\n"
+        ambiguous = await http.post(
+            "/backoffice/finance/bank",
+            data={"_csrf_token": csrf},
+            files={"file": ("de.csv", german.encode(), "text/csv")},
+        )
+        assert ambiguous.status_code == 400
+        assert "could be 1000.00 or 1.00" in html.unescape(ambiguous.text)
+        assert '<option value="" selected>' in ambiguous.text
+        read = await http.post(
+            "/backoffice/finance/bank",
+            data={"_csrf_token": csrf, "decimal_separator": ","},
+            files={"file": ("de.csv", german.encode(), "text/csv")},
+        )
+        assert read.status_code == 303, read.text[:800]
+        assert (await _line("ONE THOUSAND")).amount_minor == 100000

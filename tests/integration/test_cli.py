@@ -147,6 +147,31 @@ async def test_import_examples_twice_then_a_bad_file(db, databases):
     assert await snapshot() == before
 
 
+async def test_import_reads_amounts_in_the_locale_it_is_given(db, databases, tmp_path):
+    from receivables.ledger.tables import Company, Item
+
+    url = databases.urls[db]
+    assert run(["import", *EXAMPLE_FILES[:2]], url).returncode == 0  # ATL, fr_FR, france
+    atl = await Company.objects().get(Company.code == "ATL")
+    assert (atl.penalty_margin_bp, atl.compensation_minor) == (1000, 4000)
+    items = tmp_path / "items.csv"
+    items.write_text(
+        "number,customer_ref,issue_date,due_date,currency,total\n"
+        'X-1,CLI-001,2026-06-01,2026-07-01,EUR,"1,000"\n'
+    )
+    refused = run(["import", str(items)], url)
+    assert refused.returncode == 1
+    assert "line 2, column total: '1,000' could be 1000.00 or 1.00" in refused.stderr
+    assert "(amounts read the fr_FR way (company ATL's locale))" in refused.stderr
+    done = run(["import", "--locale", "en_GB", str(items)], url)
+    assert done.returncode == 0, done.stderr
+    assert await Item.select(Item.number, Item.total_minor) == [
+        {"number": "X-1", "total_minor": 100000}
+    ]
+    both = run(["import", "--locale", "en_GB", "--decimal-separator", ".", str(items)], url)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
 async def test_apikey_create_list_revoke(db, databases):
     from receivables.access.api_keys import resolve_key
     from receivables.access.tables import ApiKey

@@ -536,3 +536,66 @@ async def test_upsert_one_item_through_the_api_functions(db):
     assert [p.field for p in refused.value.problems] == ["company"]
     assert "'ZZZ' is not ATL" in str(refused.value)
     assert await Item.count() == 1
+
+
+async def test_amounts_are_read_in_the_files_locale(db, tmp_path):
+    """The company's locale reads the file unless the import says otherwise; "1,000" has two
+    readings in a French file and is refused with both; read the English way it is 1000."""
+    await import_files(FILES[:2], actor=ACTOR)  # ATL, whose locale is fr_FR
+    french = _csv(
+        tmp_path,
+        "fr.csv",
+        "number;customer_ref;issue_date;due_date;currency;Montant TTC\n"
+        "A-1;CLI-001;2026-06-05;2026-07-05;EUR;1 234,56\n"
+        "A-2;CLI-001;2026-06-05;2026-07-05;EUR;1,000\n"
+        "A-3;CLI-001;2026-06-05;2026-07-05;EUR;2\u202f500\n",
+    )
+    english = _csv(
+        tmp_path,
+        "en.csv",
+        "number,customer_ref,issue_date,due_date,currency,Montant TTC\n"
+        'B-1,CLI-001,2026-06-05,2026-07-05,EUR,"1,000"\n'
+        'B-2,CLI-001,2026-06-05,2026-07-05,EUR,"12,500.50"\n',
+    )
+
+    report = await import_files([french], actor=ACTOR)
+    assert report.amounts == "amounts read the fr_FR way (company ATL's locale)"
+    assert [str(p) for p in report.problems] == [
+        f"{french}, line 3, column Montant TTC: '1,000' could be 1000.00 or 1.00: set the "
+        "file's locale or decimal separator (read the fr_FR way it has 3 decimals, EUR has "
+        "fewer)"
+    ]
+    report = await import_files([french], actor=ACTOR, decimal_separator=",")
+    assert [p.line for p in report.problems] == [3]
+    report = await import_files([english], actor=ACTOR)
+    assert [(p.line, p.column) for p in report.problems] == [(2, "Montant TTC"), (3, "Montant TTC")]
+    assert "'12,500.50' is not an amount written the fr_FR way" in report.problems[1].message
+    assert await Item.count() == 0  # nothing half-saved
+
+    report = await import_files([english], actor=ACTOR, locale="en_GB")
+    assert report.problems == [] and report.amounts == "amounts read the en_GB way"
+    got = {r["number"]: r["total_minor"] for r in await Item.select()}
+    assert got == {"B-1": 100000, "B-2": 1250050}
+    with pytest.raises(ValueError, match="not both"):
+        await import_files([english], actor=ACTOR, locale="en_GB", decimal_separator=".")
+
+
+async def test_a_penalty_policy_imports_with_its_presets_values(db, tmp_path):
+    await import_files(FILES[:1], actor=ACTOR)  # ATL: penalty_policy france
+    company = await Company.objects().get(Company.code == "ATL")
+    assert (company.penalty_margin_bp, company.compensation_minor) == (1000, 4000)
+
+    # An admin's adjustment survives a re-import of the same policy...
+    await Company.update({Company.penalty_margin_bp: 1200}).where(Company.id == company.id)
+    assert (await import_files(FILES[:1], actor=ACTOR)).problems == []
+    company = await Company.objects().get(Company.code == "ATL")
+    assert (company.penalty_margin_bp, company.compensation_minor) == (1200, 4000)
+    # ...a new policy brings its own preset, a policy without one leaves the values.
+    eu = _csv(tmp_path, "eu.csv", "code,name,penalty_policy\nATL,Atelier Lumière SAS,eu\n")
+    assert (await import_files([eu], actor=ACTOR)).problems == []
+    company = await Company.objects().get(Company.code == "ATL")
+    assert (company.penalty_policy, company.penalty_margin_bp) == ("eu", 800)
+    new = _csv(tmp_path, "uk.csv", "code,name,currency,penalty_policy\nUKL,UK Ltd,GBP,uk\n")
+    assert (await import_files([new], actor=ACTOR)).problems == []
+    uk = await Company.objects().get(Company.code == "UKL")
+    assert (uk.penalty_margin_bp, uk.compensation_minor) == (800, 0)
