@@ -6,12 +6,18 @@ localstripe stand-in): POST /p/pay/start (a SetupIntent for the selection), then
 for it, `confirmCardPayment`. The result page only says the payment is being confirmed
 until Stripe's webhook has applied it. These pages load a script from Stripe, so they send
 their own Content-Security-Policy allowing exactly that origin.
+
+An amount Stripe would refuse is answered with what to do (pay by transfer, more or fewer
+invoices), before anything is sent to Stripe. Opening the page first asks Stripe about the
+customer's attempts that went quiet (`checkout.settle_stale`); an attempt waiting for the
+bank's confirmation is shown with Finish (3-D Secure again) and Cancel (canceled at Stripe).
 """
 
 # ruff: noqa: E501  (the catalogue's lines are whole sentences)
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,22 +25,24 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from portal.access import require_csrf, settings_of
 from portal.display import group_iban
 from portal.pages import visit_context
 from receivables.clock import customer_today
-from receivables.errors import Conflict, InvalidInput
+from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.ledger.tables import Company, Customer
 from receivables.money import Money, exponent
 from receivables.payments import checkout
+from receivables.payments.amounts import OutsideLimits
 from receivables.payments.gateway import PaymentServiceUnavailable, StripeGateway, shared_gateway
 from receivables.portal.i18n import FR, translator
 from receivables.portal.sessions import Visit
 from receivables.settings import Settings
 
 STRIPE_JS = "https://js.stripe.com/v3/"
+log = logging.getLogger("relance.portal.pay")
 
 # French for the words of these pages, added to the portal's catalogue.
 PAY_FR = {
@@ -73,6 +81,17 @@ PAY_FR = {
     "Something went wrong. Please try again.": "Une erreur est survenue. Merci de réessayer.",
     "Reference": "Référence",
     "Or pay by bank transfer": "Ou payez par virement",
+    "Card payments start at {minimum}: {amount} is less. Add more invoices to this payment, or pay by bank transfer.": "Le paiement par carte commence à {minimum} : {amount} est en dessous. Ajoutez des factures à ce paiement, ou payez par virement.",
+    "{amount} is under the smallest card payment our payment provider accepts in this currency. Add more invoices to this payment, or pay by bank transfer.": "{amount} est en dessous du plus petit paiement par carte accepté par notre prestataire dans cette devise. Ajoutez des factures à ce paiement, ou payez par virement.",
+    "A card payment can be at most {maximum}; this selection comes to {amount}. Pay fewer invoices at a time, or pay by bank transfer.": "Un paiement par carte ne peut dépasser {maximum} ; cette sélection fait {amount}. Payez moins de factures à la fois, ou payez par virement.",
+    "A payment is waiting for your bank's confirmation: finish or cancel it": "Un paiement attend la confirmation de votre banque : terminez-le ou annulez-le",
+    "Its invoices cannot be paid again until it is finished or canceled. Canceling takes no money.": "Ses factures ne peuvent pas être payées à nouveau tant qu'il n'est pas terminé ou annulé. L'annulation ne débite rien.",
+    "Finish with my bank": "Terminer avec ma banque",
+    "Cancel this payment": "Annuler ce paiement",
+    "Started": "Commencé",
+    "The payment was canceled: its invoices can be paid again.": "Le paiement a été annulé : ses factures peuvent être payées à nouveau.",
+    "This payment went through before it could be canceled: its invoices are paid.": "Ce paiement a abouti avant de pouvoir être annulé : ses factures sont payées.",
+    "This payment is being sent to our payment provider: wait a minute and try again.": "Ce paiement est en cours d'envoi à notre prestataire : patientez une minute et réessayez.",
 }
 FR.update(PAY_FR)
 
@@ -123,6 +142,7 @@ async def pay_page(
     visit: NamedDependency[Visit],
     item: FromQuery[list[str] | None] = None,
     currency: FromQuery[str | None] = None,
+    done: FromQuery[str | None] = None,
 ) -> Response:
     if request.htmx:
         # Stripe.js loads only on a full page load (and under this page's own policy), so an
@@ -133,6 +153,8 @@ async def pay_page(
         )
     settings = settings_of(request)
     company, customer = await _account(visit)
+    if settings.stripe_enabled:
+        await _settle(request, visit)
     items = await checkout.payable_items(visit.customer_id, await customer_today(visit.customer_id))
     currencies = sorted({i.currency for i in items})
     wanted = set(_item_ids(item or []))
@@ -173,6 +195,8 @@ async def pay_page(
         iban=group_iban(company.iban),
         today=await customer_today(visit.customer_id),
         next_path="/p/pay",
+        waiting=await checkout.waiting(visit.customer_id) if settings.stripe_enabled else [],
+        notice=_NOTICES.get(done or ""),
     )
     return Template(
         template_name="portal/pay.html",
@@ -181,11 +205,42 @@ async def pay_page(
     )
 
 
+_NOTICES = {
+    "canceled": "The payment was canceled: its invoices can be paid again.",
+    "succeeded": "This payment went through before it could be canceled: its invoices are paid.",
+    "pending": "This payment is being sent to our payment provider: wait a minute and try again.",
+}
+
+
+async def _settle(request: Request, visit: Visit) -> None:
+    """Ask Stripe about this customer's attempts that went quiet (no webhook came); a Stripe
+    that cannot be reached leaves them as they are (they stay unpayable, never released)."""
+    try:
+        await checkout.settle_stale(visit.customer_id, gateway_of(request))
+    except Exception:  # Stripe down: the page still opens, the attempts stay as they are
+        log.warning("could not read quiet payment attempts from Stripe", exc_info=True)
+
+
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     return Response(content=body, status_code=status, media_type=MediaType.JSON)
 
 
-def _refusal(exc: Exception) -> Response:
+def limits_message(exc: OutsideLimits, t: Any, locale: str) -> str:
+    """What the customer can do about an amount Stripe would refuse, in their language."""
+    amount = exc.amount.format(locale)
+    if not exc.too_small:
+        assert exc.limit is not None
+        return t("A card payment can be at most {maximum}; this selection comes to {amount}. Pay fewer invoices at a time, or pay by bank transfer.").format(maximum=exc.limit.format(locale), amount=amount)  # fmt: skip
+    if exc.limit is None:
+        return t("{amount} is under the smallest card payment our payment provider accepts in this currency. Add more invoices to this payment, or pay by bank transfer.").format(amount=amount)  # fmt: skip
+    return t("Card payments start at {minimum}: {amount} is less. Add more invoices to this payment, or pay by bank transfer.").format(minimum=exc.limit.format(locale), amount=amount)  # fmt: skip
+
+
+def _refusal(exc: Exception, visit: Visit | None = None) -> Response:
+    if isinstance(exc, OutsideLimits) and visit is not None:
+        t = translator(visit.language)
+        locale = visit_context(visit, None)["locale"]
+        return _json({"error": limits_message(exc, t, locale)}, 400)
     if isinstance(exc, InvalidInput):
         return _json({"error": "; ".join(p.message for p in exc.problems)}, 400)
     if isinstance(exc, Conflict):
@@ -208,8 +263,8 @@ async def pay_start(request: Request, visit: NamedDependency[Visit]) -> Response
             gateway=gateway_of(request),
             on=await customer_today(visit.customer_id),
         )
-    except (InvalidInput, Conflict, PaymentServiceUnavailable) as exc:
-        return _refusal(exc)
+    except (InvalidInput, Conflict, PaymentServiceUnavailable, OutsideLimits) as exc:
+        return _refusal(exc, visit)
     return _json(
         {
             "key": started.key,
@@ -234,8 +289,8 @@ async def pay_confirm(request: Request, visit: NamedDependency[Visit]) -> Respon
             gateway=gateway_of(request),
             on=await customer_today(visit.customer_id),
         )
-    except (InvalidInput, Conflict, PaymentServiceUnavailable) as exc:
-        return _refusal(exc)
+    except (InvalidInput, Conflict, PaymentServiceUnavailable, OutsideLimits) as exc:
+        return _refusal(exc, visit)
     return _json(_answer(visit, key, result))
 
 
@@ -257,6 +312,38 @@ async def pay_authentication(request: Request, visit: NamedDependency[Visit]) ->
     except PaymentServiceUnavailable as exc:
         return _refusal(exc)
     return _json(_answer(visit, key, result))
+
+
+@post("/pay/finish", name="portal:pay-finish", include_in_schema=False, status_code=200)
+async def pay_finish(request: Request, visit: NamedDependency[Visit]) -> Response:
+    """A waiting attempt's 3-D Secure, again: Stripe's client secret for confirmCardPayment
+    while Stripe still requires action, else where the attempt stands."""
+    form = await request.form()
+    require_csrf(request, visit, form)
+    key = str(form.get("key") or "")[:40]
+    try:
+        result = await checkout.finish_secret(visit.customer_id, key, gateway_of(request))
+    except (PaymentServiceUnavailable, NotFound) as exc:
+        return _refusal(exc)
+    return _json(_answer(visit, key, result))
+
+
+@post("/pay/cancel", name="portal:pay-cancel", include_in_schema=False, status_code=303)
+async def pay_cancel(request: Request, visit: NamedDependency[Visit]) -> Redirect:
+    """Cancel a waiting attempt: at Stripe first, then its invoices are released."""
+    form = await request.form()
+    require_csrf(request, visit, form)
+    try:
+        result = await checkout.cancel(
+            customer_id=visit.customer_id,
+            key=str(form.get("key") or "")[:40],
+            gateway=gateway_of(request),
+            actor=visit.actor,
+        )
+    except Conflict:
+        return Redirect("/p/pay?done=pending", status_code=303)
+    done = "succeeded" if result.status in ("succeeded", "processing") else "canceled"
+    return Redirect(f"/p/pay?done={done}", status_code=303)
 
 
 def _answer(visit: Visit, key: str, result: checkout.Confirmation) -> dict[str, Any]:
@@ -290,4 +377,4 @@ async def pay_done(
     return Template(template_name="portal/pay_done.html", context=ctx)
 
 
-ROUTES = [pay_page, pay_start, pay_confirm, pay_authentication, pay_done]
+ROUTES = [pay_page, pay_start, pay_confirm, pay_authentication, pay_finish, pay_cancel, pay_done]

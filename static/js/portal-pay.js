@@ -170,3 +170,54 @@
 
   refresh();
 })();
+
+/* A payment waiting for the bank's confirmation (3-D Secure left unfinished): Finish asks our
+   server for Stripe's client secret and runs confirmCardPayment again; Cancel is a plain form
+   (canceled at Stripe by our server). */
+(function () {
+  "use strict";
+
+  if (typeof window.Stripe !== "function") return;
+  document.querySelectorAll("section.pay-waiting").forEach(function (box) {
+    var data = box.dataset;
+    var button = box.querySelector("button.pay-finish");
+    var errorBox = box.querySelector(".pay-waiting-error");
+    if (!button) return;
+
+    async function post(url) {
+      var body = new URLSearchParams();
+      body.append("_csrf_token", data.csrf);
+      body.append("key", data.key);
+      var response = await fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "x-csrftoken": data.csrf },
+        body: body,
+      });
+      var json = await response.json().catch(function () {
+        return {};
+      });
+      if (!response.ok) throw new Error(json.error || "");
+      return json;
+    }
+
+    button.addEventListener("click", async function () {
+      button.disabled = true;
+      errorBox.classList.add("hidden");
+      try {
+        var answer = await post("/p/pay/finish");
+        if (answer.status === "requires_action") {
+          var result = await window.Stripe(data.publishableKey).confirmCardPayment(answer.client_secret);
+          if (result.error || !result.paymentIntent || result.paymentIntent.status === "requires_payment_method") {
+            answer = await post("/p/pay/authentication");
+          }
+        }
+        window.location.assign(answer.next);
+      } catch (err) {
+        button.disabled = false;
+        errorBox.textContent = err.message || document.getElementById("pay-form")?.dataset.labelError || "";
+        errorBox.classList.toggle("hidden", !errorBox.textContent);
+      }
+    });
+  });
+})();
