@@ -1,4 +1,6 @@
-"""Payments received, newest first, for finance: who paid, how much, how much is unapplied."""
+"""Payments received, newest first (by the date received, then the latest recorded), for
+finance: who paid, how much, how much is unapplied. Credit notes applied and write-offs are
+not money received and are not listed."""
 
 from __future__ import annotations
 
@@ -28,20 +30,28 @@ class PaymentRow:
 async def list_payments(
     *, unapplied_only: bool = False, before: int | None = None
 ) -> tuple[list[PaymentRow], int | None]:
-    """One page (keyset on id); returns the rows and the id to continue before, if any."""
-    where: list[str] = []
+    """One page, newest received first (ties: the latest recorded first), keyset on
+    (received_on, id); returns the rows and the id of the payment to continue after, if any."""
+    where: list[str] = [
+        f"p.method NOT IN ('{Payment.Method.credit_note.value}', "
+        f"'{Payment.Method.write_off.value}')"
+    ]
     args: list[Any] = []
     if unapplied_only:
         where.append("p.unapplied_minor > 0")
     if before is not None:
-        where.append("p.id < {}")
-        args.append(before)
+        # Older than that payment in the list's order: an earlier day, or the same day and
+        # recorded before it.
+        where.append(
+            "(p.received_on < (SELECT received_on FROM payment WHERE id = {}) OR "
+            "(p.received_on = (SELECT received_on FROM payment WHERE id = {}) AND p.id < {}))"
+        )
+        args += [before, before, before]
     rows = await Payment.raw(
-        "SELECT p.id, p.ref, p.received_on, p.method, p.currency, p.amount_minor, "
+        "SELECT p.id, p.ref, p.received_on, p.method, p.currency, p.amount_minor, "  # noqa: S608
         "p.unapplied_minor, c.id AS customer_id, c.name AS customer_name, c.ref AS customer_ref "
-        "FROM payment p JOIN customer c ON c.id = p.customer "
-        + (f"WHERE {' AND '.join(where)} " if where else "")
-        + f"ORDER BY p.id DESC LIMIT {PAGE + 1}",
+        f"FROM payment p JOIN customer c ON c.id = p.customer WHERE {' AND '.join(where)} "
+        f"ORDER BY p.received_on DESC, p.id DESC LIMIT {PAGE + 1}",
         *args,
     )
     more = len(rows) > PAGE

@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +17,7 @@ from openpyxl import Workbook
 
 from receivables.documents.cells import csv_cell, xlsx_cell
 from receivables.errors import NotFound
-from receivables.ledger.tables import Allocation, Customer, Item
+from receivables.ledger.tables import Allocation, Customer, Item, Payment
 from receivables.money import Money
 from receivables.payments.tables import (
     BankLine,
@@ -449,99 +449,188 @@ async def customer_by_ref(company_id: int, ref: str) -> Customer | None:
 
 # ------------------------------------------------------------------ accounting export
 
-EXPORT_COLUMNS = (
-    "Date",
-    "Payment intent",
+PAYMENT_COLUMNS = (
+    "Received",
+    "Payment",
+    "Method",
     "Customer reference",
     "Customer",
-    "Status",
     "Currency",
-    "Gross",
+    "Amount",
+    "Applied",
+    "Unapplied",
+    "Refunded",
+    "Stripe payment intent",
     "Stripe fee",
     "Net",
     "Settlement currency",
-    "Refunded",
     "Payout",
+    "Bank line",
+)
+ALLOCATION_COLUMNS = (
+    "Payment",
+    "Received",
+    "Customer reference",
     "Invoice",
+    "Currency",
     "Allocated",
+    "Applied on",
+)
+EXPORT_COLUMNS = PAYMENT_COLUMNS
+SHEETS = {
+    "payments": ("Payments", PAYMENT_COLUMNS),
+    "allocations": ("Allocations", ALLOCATION_COLUMNS),
+}
+
+_EXPORT_SQL = (
+    # Money received: every ledger payment but the non-cash ones (credit notes applied,
+    # write-offs, a credit note deducted from a card payment).
+    "SELECT p.id, p.ref, p.received_on, p.method, p.currency, p.amount_minor, "
+    "p.unapplied_minor, c.ref AS customer_ref, c.name AS customer_name, op.intent_id, "
+    "op.fee_minor, op.net_minor, op.settlement_currency, op.refunded_minor, "
+    "op.dispute_lost_minor, sp.payout_id, bl.id AS bank_line "
+    "FROM payment p JOIN customer c ON c.id = p.customer "
+    "LEFT JOIN online_payment op ON op.payment = p.id "
+    "LEFT JOIN stripe_payout sp ON sp.id = op.payout "
+    "LEFT JOIN bank_line bl ON bl.payment = p.id "
+    "WHERE p.received_on >= {} AND p.received_on <= {} AND p.method NOT IN ({}, {}) "
+    "AND NOT EXISTS (SELECT 1 FROM online_payment_item oi WHERE oi.offset_payment = p.id) "
+    "ORDER BY p.received_on, p.id"
 )
 
 
-async def export_rows(date_from: date, date_to: date) -> list[list[Any]]:
-    """One row per allocation (and one for what is unallocated) of the payments that
-    succeeded in the range, amounts as exact decimals."""
-    start = datetime.combine(date_from, time.min, tzinfo=UTC)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
-    rows = await _rows((OnlinePayment.succeeded_at >= start) & (OnlinePayment.succeeded_at < end))
-    out: list[list[Any]] = []
-    for p in sorted(rows, key=lambda r: (r.succeeded_at or r.created_at, r.id)):
-        head = [
-            (p.succeeded_at or p.created_at).date().isoformat(),
-            p.intent_id,
-            p.customer_ref,
-            p.customer_name,
-            p.status,
-            p.asked.currency,
-            p.gross.amount if p.gross else None,
-            p.fee.amount if p.fee else None,
-            p.net.amount if p.net else None,
-            p.net.currency if p.net else "",
-            p.refunded.amount if p.refunded else None,
-            p.payout_id,
-        ]
-        active = [a for a in p.allocations if not a.reversed]
-        for a in active:
-            out.append([*head, a.number, a.amount.amount])
-        allocated = sum((a.amount.minor for a in active), 0)
-        if p.gross is not None:
-            left = p.gross.minor - (p.refunded.minor if p.refunded else 0) - allocated
-            if left > 0 or not active:
-                out.append([*head, "", Money.from_minor(left, p.asked.currency).amount])
-    return out
+@dataclass
+class Export:
+    """The accounting export: one row per payment received, its allocations on their own
+    sheet (amounts never repeated, so each sheet sums)."""
+
+    payments: list[list[Any]]
+    allocations: list[list[Any]]
+
+    def sheet(self, name: str) -> list[list[Any]]:
+        return self.allocations if name == "allocations" else self.payments
 
 
-def _write_csv(out: IO[str], rows: list[list[Any]]) -> None:
+def _day(value: Any) -> date:
+    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+
+
+async def export_rows(date_from: date, date_to: date) -> Export:
+    """Payments received in the range (card, bank transfers, API and imported payments), as
+    exact decimals, and the active allocations of each."""
+    rows = await Allocation.raw(
+        _EXPORT_SQL,
+        date_from,
+        date_to,
+        Payment.Method.credit_note.value,
+        Payment.Method.write_off.value,
+    )
+    payments: list[list[Any]] = []
+    by_id: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        cur = r["currency"]
+        settlement = r["settlement_currency"] or ""
+        refunded = int(r["refunded_minor"] or 0) + int(r["dispute_lost_minor"] or 0)
+        amount = int(r["amount_minor"])
+        unapplied = int(r["unapplied_minor"])
+        fee, net = _money(r["fee_minor"], settlement), _money(r["net_minor"], settlement)
+        by_id[int(r["id"])] = r
+        payments.append(
+            [
+                _day(r["received_on"]).isoformat(),
+                r["ref"],
+                r["method"],
+                r["customer_ref"],
+                r["customer_name"],
+                cur,
+                Money.from_minor(amount, cur).amount,
+                Money.from_minor(amount - unapplied, cur).amount,
+                Money.from_minor(unapplied, cur).amount,
+                Money.from_minor(refunded, cur).amount if r["intent_id"] else None,
+                r["intent_id"] or "",
+                fee.amount if fee else None,
+                net.amount if net else None,
+                settlement,
+                r["payout_id"] or "",
+                f"BANK-{r['bank_line']}" if r["bank_line"] else "",
+            ]
+        )
+    applied: dict[int, list[list[Any]]] = defaultdict(list)
+    ids = list(by_id)
+    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+        for a in (
+            await Allocation.select(
+                Allocation.payment,
+                Allocation.amount_minor,
+                Allocation.created_at,
+                Allocation.item.number.as_alias("number"),
+            )
+            .where(Allocation.payment.is_in(chunk) & Allocation.reversed_at.is_null())
+            .order_by(Allocation.id)
+        ):
+            p = by_id[a["payment"]]
+            made = a["created_at"]
+            applied[a["payment"]].append(
+                [
+                    p["ref"],
+                    _day(p["received_on"]).isoformat(),
+                    p["customer_ref"],
+                    a["number"],
+                    p["currency"],
+                    Money.from_minor(int(a["amount_minor"]), p["currency"]).amount,
+                    made.date().isoformat() if isinstance(made, datetime) else str(made)[:10],
+                ]
+            )
+    return Export(payments, [row for pid in ids for row in applied.get(pid, [])])
+
+
+def _write_csv(out: IO[str], rows: list[list[Any]], columns: tuple[str, ...]) -> None:
     writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         writer.writerow([csv_cell(v) for v in row])
 
 
-def _write_xlsx(target: IO[bytes] | str, rows: list[list[Any]]) -> None:
+def _write_xlsx(target: IO[bytes] | str, export: Export) -> None:
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("Online payments")
-    sheet.append([xlsx_cell(sheet, name) for name in EXPORT_COLUMNS])
-    for row in rows:
-        sheet.append(
-            [xlsx_cell(sheet, v, "#,##0.00###" if hasattr(v, "as_tuple") else None) for v in row]
-        )
+    for key, (title, columns) in SHEETS.items():
+        sheet = book.create_sheet(title)
+        sheet.append([xlsx_cell(sheet, name) for name in columns])
+        for row in export.sheet(key):
+            sheet.append(
+                [
+                    xlsx_cell(sheet, v, "#,##0.00###" if hasattr(v, "as_tuple") else None)
+                    for v in row
+                ]
+            )
     book.save(target)
 
 
-def export_csv(rows: list[list[Any]]) -> bytes:
+def export_csv(export: Export, sheet: str = "payments") -> bytes:
     buffer = io.StringIO()
-    _write_csv(buffer, rows)
+    _write_csv(buffer, export.sheet(sheet), SHEETS.get(sheet, SHEETS["payments"])[1])
     return buffer.getvalue().encode("utf-8-sig")
 
 
-def export_xlsx(rows: list[list[Any]]) -> bytes:
+def export_xlsx(export: Export) -> bytes:
     buffer = io.BytesIO()
-    _write_xlsx(buffer, rows)
+    _write_xlsx(buffer, export)
     return buffer.getvalue()
 
 
-def export_file(rows: list[list[Any]], format: str) -> Path:
+def export_file(export: Export, format: str, sheet: str = "payments") -> Path:
     """The export written to a temporary file (the caller streams it, then removes it): a
-    100k-row workbook never sits in memory as bytes. Blocking: run it in a thread."""
+    100k-row workbook never sits in memory as bytes. Blocking: run it in a thread. A CSV
+    holds one sheet (payments, or allocations); the workbook both."""
     handle, name = tempfile.mkstemp(prefix="relance-export-", suffix=f".{format}")
     os.close(handle)
     path = Path(name)
     try:
         if format == "csv":
             with path.open("w", encoding="utf-8-sig", newline="") as out:
-                _write_csv(out, rows)
+                _write_csv(out, export.sheet(sheet), SHEETS.get(sheet, SHEETS["payments"])[1])
         else:
-            _write_xlsx(str(path), rows)
+            _write_xlsx(str(path), export)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

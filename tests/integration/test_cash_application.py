@@ -10,6 +10,7 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal
 
+from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from app import create_app
@@ -243,6 +244,61 @@ async def test_finance_applies_a_bank_payment_and_a_credit_note_and_every_face_a
     for figure in ("€150.00", "€50.00", "€120.00", "€320.00"):
         assert figure in account, figure
 
+    # The accounting export: one row per payment received (the bank transfer, a payment sent
+    # through the API; not the credit note), its allocations on their own sheet; both sum.
+    async with app_client(app) as api:
+        sent = await api.post(
+            "/api/v1/payments",
+            json={
+                "ref": "API-77",
+                "customer_ref": customer.ref,
+                "received_on": str(TODAY),
+                "amount": "75.00",
+            },
+            headers={"Authorization": f"Bearer {clear}"},
+        )
+        assert sent.status_code == 201, sent.text
+    async with app_client(app) as bo:
+        await sign_in(bo, "fin@seller.example")
+        book = await bo.get(
+            "/backoffice/finance/export",
+            params={"format": "xlsx", "date_from": str(TODAY), "date_to": str(TODAY)},
+        )
+        assert book.status_code == 200
+        allocations_csv = await bo.get(
+            "/backoffice/finance/export",
+            params={"sheet": "allocations", "date_from": str(TODAY), "date_to": str(TODAY)},
+        )
+    workbook = load_workbook(io.BytesIO(book.content))
+    assert workbook.sheetnames == ["Payments", "Allocations"]
+    payments = [
+        dict(zip(rows[0], row, strict=True))
+        for rows in [list(workbook["Payments"].iter_rows(values_only=True))]
+        for row in rows[1:]
+    ]
+    assert [(p["Payment"], p["Method"]) for p in payments] == [
+        (payment.ref, "transfer"),
+        ("API-77", "transfer"),
+    ]
+    received = sum(
+        (p.amount_minor for p in await Payment.objects() if p.method not in ("credit_note",)),
+        0,
+    )
+    assert sum(Decimal(str(p["Amount"])) for p in payments) == Decimal(received) / 100
+    assert sum(Decimal(str(p["Amount"])) for p in payments) == Decimal("1325.00")
+    assert payments[0]["Bank line"].startswith("BANK-") and payments[0]["Unapplied"] == 0
+    assert payments[1]["Unapplied"] == 75
+    allocated = list(workbook["Allocations"].iter_rows(values_only=True))
+    assert [(r[0], r[3], Decimal(str(r[5]))) for r in allocated[1:]] == [
+        (payment.ref, "F-1", Decimal("1000.00")),
+        (payment.ref, "F-2", Decimal("250.00")),
+    ]
+    assert sum(Decimal(str(p["Applied"])) for p in payments) == Decimal("1250.00")
+    text = allocations_csv.content.decode("utf-8-sig")
+    assert allocations_csv.headers["content-disposition"].find("allocations-") > 0
+    assert text.splitlines()[0].startswith("Payment,Received,Customer reference,Invoice")
+    assert len(text.splitlines()) == 3 and "F-1" in text and "1000.00" in text
+
 
 async def test_small_remainders_are_written_off_and_not_chased(db):
     company = await make_company(code="TOL", writeoff_tolerance_minor=1000, dunning_min_minor=0)
@@ -288,3 +344,19 @@ async def test_small_remainders_are_written_off_and_not_chased(db):
     assert (reopened.open_minor, reopened.status) == (898, "open")
     assert [r.number for r in await cash.small_remainders()] == ["S-1"]
     assert (await verify()).ok
+
+
+async def test_the_payments_list_is_newest_received_first_across_pages(db, monkeypatch):
+    from receivables.ledger import payment_list
+
+    company = await make_company(code="PAYL")
+    buyer = await make_customer(company)
+    days = {"P1": 1, "P2": 5, "P3": 0, "P4": 1}
+    for ref, ago in days.items():  # recorded in this order, received on other days
+        await make_payment(buyer, "10.00", ref=ref, received_on=TODAY - timedelta(days=ago))
+    await make_payment(buyer, "1.00", ref="Write-off X", method="write_off")
+    monkeypatch.setattr(payment_list, "PAGE", 2)
+    first, older = await payment_list.list_payments()
+    assert [p.ref for p in first] == ["P3", "P4"]
+    second, last = await payment_list.list_payments(before=older)
+    assert [p.ref for p in second] == ["P1", "P2"] and last is None

@@ -165,7 +165,7 @@ async def test_payouts_that_add_up_and_one_that_does_not(live_app: LiveApp):
             params={"format": "xlsx", "date_from": str(TODAY), "date_to": str(TODAY)},
         )
         assert book.status_code == 200
-        assert 'filename="online-payments-' in book.headers["content-disposition"]
+        assert 'filename="payments-' in book.headers["content-disposition"]
         sheet = load_workbook(io.BytesIO(book.content)).active
         cells = [str(c.value) for row in sheet.iter_rows() for c in row if c.value is not None]
         assert good.payout_id in cells and any(c.startswith("120") for c in cells)
