@@ -14,6 +14,7 @@ from litestar.response import Template
 from backoffice import auth, cash, customers, dashboard, dunning, feedback, mail, payments, users
 from backoffice.finance import ROUTES as finance_routes
 from backoffice.pages import nav_items
+from backoffice.payment_attempts import ROUTES as attempt_routes
 from backoffice.security import (
     PREFIX,
     StaffSessionMiddleware,
@@ -56,6 +57,7 @@ backoffice_router = Router(
         *mail.ROUTES,
         *payments.ROUTES,
         *finance_routes,
+        *attempt_routes,
         *cash.ROUTES,
         *users.ROUTES,
         *dunning.ROUTES,

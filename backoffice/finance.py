@@ -30,6 +30,7 @@ BASE = "/backoffice/finance"
 TABS = (
     ("payments", "Online payments", f"{BASE}"),
     ("exceptions", "Exceptions", f"{BASE}/exceptions"),
+    ("attempts", "Stuck attempts", f"{BASE}/attempts"),
     ("cash", "Cash application", f"{BASE}/cash"),
     ("payouts", "Payouts", f"{BASE}/payouts"),
     ("bank", "Bank statements", f"{BASE}/bank"),

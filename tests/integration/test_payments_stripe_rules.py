@@ -16,6 +16,7 @@ import httpx
 
 from receivables import clock
 from receivables.access.portal_links import issue_link
+from receivables.access.staff import create_user
 from receivables.history import Actor, HistoryEvent
 from receivables.ledger.tables import Item
 from receivables.payments import checkout
@@ -198,3 +199,32 @@ async def test_an_abandoned_3d_secure_step_is_shown_canceled_at_stripe_and_relea
     assert await checkout.stuck([company.id]) == []
     kinds = [e["kind"] for e in await HistoryEvent.select(HistoryEvent.kind)]
     assert "payment.card_canceled" in kinds
+
+    # Abandoned again: finance sees it, with its age and state, and cancels it at Stripe.
+    again = await _charge(live_app, company, customer, [item], "4000002500003155")
+    assert again.status == "requires_action"
+    await create_user("fin@seller.example", "Fin Ance", "finance", "long enough password")
+    async with live_app.http() as http:
+        page = await http.get("/backoffice/login")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+        await http.post(
+            "/backoffice/login",
+            data={
+                "email": "fin@seller.example",
+                "password": "long enough password",
+                "_csrf_token": token,
+            },
+        )
+        listing = await http.get("/backoffice/finance/attempts")
+        assert listing.status_code == 200
+        assert again.intent_id in listing.text and "0 min" in listing.text
+        assert "Waiting for the bank" in listing.text and "€75.00" in listing.text
+        csrf = re.search(r'name="_csrf_token" value="([^"]+)"', listing.text).group(1)
+        canceled = await http.post(
+            f"/backoffice/finance/attempts/{again.id}/cancel", data={"_csrf_token": csrf}
+        )
+        assert canceled.status_code == 303
+        after = await http.get("/backoffice/finance/attempts")
+        assert "Canceled at Stripe" in after.text and again.intent_id not in after.text
+    assert (await _intent(live_app, again.intent_id))["status"] == "canceled"
+    assert (await Item.objects().get(Item.id == item.id)).status == "open"
