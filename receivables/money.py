@@ -131,6 +131,9 @@ def from_minor(minor: int, currency: str) -> Decimal:
 # Reading amounts people and files write
 
 
+MAX_MINOR = 10**18
+"""Amounts read from outside stay under this many minor units: stored as BigInt (< 9.2e18),
+summed without overflow."""
 _SPACES = " \u00a0\u202f\u2009\u2007"
 """Spaces that group thousands: plain, no-break, narrow no-break (French), thin, figure."""
 _APOSTROPHES = "'\u2019\u02bc"
@@ -384,7 +387,8 @@ def _exact(value: Decimal, text: object, currency: str | None) -> Decimal:
     if not value.is_finite():
         raise MoneyError(f"'{text}' is not an amount")
     code = currency or _finest()
-    to_minor(value, code)  # refuses sub-unit precision
+    if abs(to_minor(value, code)) >= MAX_MINOR:  # to_minor refuses sub-unit precision
+        raise MoneyError(f"'{text}' is too large an amount")
     return value.quantize(_quantum(code))
 
 

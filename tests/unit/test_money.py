@@ -292,3 +292,12 @@ def test_format_money_writes_what_babel_writes(amount, locale, currency):
     assert format_money(amount, currency, locale) == format_currency(
         amount, currency, locale=locale
     )
+
+
+def test_amounts_too_large_to_store_are_refused():
+    assert parse_amount("9 999 999 999 999 999,99", "EUR") == Decimal("9999999999999999.99")
+    for text in ("10 000 000 000 000 000,00", "1" + "0" * 30):
+        with pytest.raises(MoneyError, match="too large"):
+            parse_amount(text, "EUR")
+    with pytest.raises(MoneyError, match="too large"):
+        parse_plain_amount("1" + "0" * 19, "JPY")
