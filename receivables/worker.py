@@ -96,6 +96,23 @@ async def _stripe_events(settings: Settings) -> None:
 JOBS.append(Job("stripe_events", 0.1, _stripe_events))
 
 
+async def _quiet_attempts(settings: Settings) -> None:
+    from receivables.payments.checkout import settle_stale
+    from receivables.payments.gateway import make_gateway
+
+    if not settings.stripe_enabled:
+        return
+    if _stripe.gateway is None or _stripe.gateway.settings is not settings:
+        _stripe.gateway = make_gateway(settings)
+    await settle_stale(None, _stripe.gateway)
+
+
+# Card payments Stripe has not settled by webhook within their window (the endpoint may be
+# down) are read from Stripe and applied: a payment that succeeded is booked even if the
+# customer never comes back; nothing is released without Stripe's word.
+JOBS.append(Job("quiet_attempts", 300.0, _quiet_attempts))
+
+
 async def _dashboard_figures(settings: Settings) -> None:
     from receivables.insight.snapshots import write_due
 

@@ -22,6 +22,7 @@ from receivables.ledger.tables import Item
 from receivables.payments import checkout
 from receivables.payments.gateway import shared_gateway
 from receivables.payments.tables import OnlinePayment
+from receivables.worker import JOBS
 from tests.factories import make_company, make_contact, make_customer, make_item
 from tests.stripe_emulator import LiveApp, card, plain
 
@@ -144,8 +145,17 @@ async def test_a_webhook_outage_of_two_hours_cannot_charge_an_invoice_twice(
     op = await _charge(live_app, company, customer, [item], "4242424242424242")
     assert (await _intent(live_app, op.intent_id))["status"] == "succeeded"
     assert op.status == "started"  # nothing told us yet
+    other = await make_customer(company)  # another customer, who never comes back
+    other_item = await make_item(other, "60.00", due=TODAY - timedelta(days=5))
+    other_op = await _charge(live_app, company, other, [other_item], "4242424242424242")
+    job = next(j for j in JOBS if j.name == "quiet_attempts")
+    await job.run(live_app.settings)  # within the window: Stripe is not asked yet
+    assert (await OnlinePayment.objects().get(OnlinePayment.id == other_op.id)).status == "started"
     real_now = clock.now
     monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(hours=2))
+    await job.run(live_app.settings)  # the worker asks Stripe about quiet attempts
+    assert (await Item.objects().get(Item.id == other_item.id)).status == "paid"
+    assert (await OnlinePayment.objects().get(OnlinePayment.id == op.id)).status == "succeeded"
 
     async with _portal(live_app, customer, contact) as (http, csrf):
         # Opening the page read the quiet attempt from Stripe: paid, not released.
