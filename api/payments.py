@@ -48,7 +48,9 @@ async def payment_out(payment_id: int, *, created: bool) -> PaymentOut:
     "`received_on` and `method`; another amount, currency or customer for a known ref is "
     "refused (a payment received does not change). With `item_number` the whole amount is "
     "allocated to that invoice of the same customer and currency, which must have that much "
-    "open. 201 when recorded by this call, 200 when it was already; the body is the payment "
+    "open. Without `item_number` the payment stays unapplied: finance applies it to one or "
+    "more invoices in the back office (Finance > Cash application, /backoffice/finance/cash). "
+    "201 when recorded by this call, 200 when it was already; the body is the payment "
     "with its allocations and `created`.",
     status_code=201,
     responses={200: ResponseSpec(PaymentOut, description="Already recorded")},

@@ -1380,7 +1380,8 @@ class Changeset:
                 plan.unchanged.append(record)
 
     async def _allocated(self, item_ids: Sequence[int]) -> dict[int, int]:
-        """Sum of active allocations per item."""
+        """Sum of active allocations per item; for a credit note, what it gave to invoices
+        through its carrier payment (receivables.ledger.cash_application)."""
         out: dict[int, int] = {}
         for chunk in _chunks(sorted(item_ids), LOOKUP_BATCH):
             rows = await Allocation.select(Allocation.item, Allocation.amount_minor).where(
@@ -1388,6 +1389,11 @@ class Changeset:
             )
             for r in rows:
                 out[r["item"]] = out.get(r["item"], 0) + r["amount_minor"]
+            for r in await Payment.select(Payment.credit_note, Payment.amount_minor).where(
+                Payment.credit_note.is_in(list(chunk))
+                & (Payment.method == Payment.Method.credit_note.value)
+            ):
+                out[r["credit_note"]] = out.get(r["credit_note"], 0) + r["amount_minor"]
         return out
 
     async def _check_items(
@@ -1612,7 +1618,7 @@ class Changeset:
                 elif row is not None and row["unapplied_minor"] < amount_minor:
                     message = (
                         f"payment {record.ref} is already applied to other items; "
-                        "only the back office can move it"
+                        "move it in the back office (Finance > Cash application)"
                     )
                 elif item.open_minor < amount_minor:
                     message = (

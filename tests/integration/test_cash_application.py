@@ -258,6 +258,21 @@ async def test_finance_applies_a_bank_payment_and_a_credit_note_and_every_face_a
             headers={"Authorization": f"Bearer {clear}"},
         )
         assert sent.status_code == 201, sent.text
+        # The ERP corrects the credit note's total: what it already gave stays given.
+        resent = await api.put(
+            "/api/v1/items/AV-1",
+            json={
+                "customer_ref": customer.ref,
+                "kind": "credit_note",
+                "issue_date": str(note.issue_date),
+                "due_date": str(note.due_date),
+                "currency": "EUR",
+                "total": "300.00",
+            },
+            headers={"Authorization": f"Bearer {clear}"},
+        )
+        assert resent.status_code == 200, resent.text
+        assert await _open(note) == 5000
     async with app_client(app) as bo:
         await sign_in(bo, "fin@seller.example")
         book = await bo.get(
