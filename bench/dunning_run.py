@@ -9,15 +9,19 @@ each, `items` invoices per customer (due dates from 150 days ago to 60 days ahea
 the likelier paid, a few disputed or promised), and each customer's cycle as the daily runs of the
 past would have left it (its latest step made). Then times `run_dunning` for today (the
 steady state: the customers whose next step falls today, broken promises, stale tasks),
-and the same run again (idempotent: a full scan that creates nothing). Prints figures;
-asserts nothing.
+and the same run again (idempotent: a full scan that creates nothing), each with this
+process's RSS sampled every 100 ms (start, quarters, end, peak: flat memory shows as
+quarters that do not climb). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
+import os
 import random
 import sqlite3
 import tempfile
@@ -300,6 +304,48 @@ def load_sqlite(path: Path, rows) -> None:
     con.close()
 
 
+def rss_mib() -> float:
+    """This process's resident memory now (Linux /proc)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Memory:
+    """RSS sampled every 100 ms while a run goes on: flat memory shows as a peak close to
+    the start and quarters that do not climb."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    @contextlib.asynccontextmanager
+    async def sampling(self):
+        self.samples = [rss_mib()]
+
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(0.1)
+                self.samples.append(rss_mib())
+
+        task = asyncio.create_task(sample())
+        try:
+            yield
+        finally:
+            task.cancel()
+            self.samples.append(rss_mib())
+
+    def line(self) -> str:
+        s = self.samples
+        quarters = [s[min(len(s) - 1, len(s) * q // 4)] for q in range(1, 4)]
+        return (
+            f"RSS at start {s[0]:.0f} MiB, at 1/4, 1/2, 3/4 of the run "
+            f"{', '.join(f'{q:.0f}' for q in quarters)} MiB, at the end {s[-1]:.0f} MiB, "
+            f"peak {max(s):.0f} MiB (+{max(s) - s[0]:.0f}), {len(s)} samples"
+        )
+
+
 async def bench(name: str, customers: int, per_customer: int, folder: Path) -> None:
     pg_name = None
     if name == "postgres":
@@ -346,21 +392,30 @@ async def bench(name: str, customers: int, per_customer: int, folder: Path) -> N
             f"{len(rows[3]):,} cycles in progress; generated in {t_gen:.1f} s, "
             f"loaded in {t_load:.1f} s"
         )
-        t0 = time.perf_counter()
-        report = await run_dunning(TODAY, settings, triggered_by="bench")
-        t_run = time.perf_counter() - t0
+        del rows  # the fixture's lists are not the run's memory
+        gc.collect()
+        memory = Memory()
+        t0, c0 = time.perf_counter(), time.process_time()
+        async with memory.sampling():
+            report = await run_dunning(TODAY, settings, triggered_by="bench")
+        t_run, c_run = time.perf_counter() - t0, time.process_time() - c0
         print(
-            f"[{name}] run {TODAY}: {t_run:.1f} s for {report.customers:,} customers with open "
+            f"[{name}] run {TODAY}: {t_run:.1f} s ({c_run:.1f} s CPU in this process, load "
+            f"average {os.getloadavg()[0]:.1f}) for {report.customers:,} customers with open "
             f"items ({report.customers / t_run:,.0f} customers/s): {report.line()}; "
             f"{report.broken_promises:,} broken promises marked, {report.held:,} held"
         )
+        print(f"[{name}] memory during the run: {memory.line()}")
+        memory = Memory()
         t0 = time.perf_counter()
-        again = await run_dunning(TODAY, settings, triggered_by="bench")
+        async with memory.sampling():
+            again = await run_dunning(TODAY, settings, triggered_by="bench")
         t_again = time.perf_counter() - t0
         print(
             f"[{name}] same date again: {t_again:.1f} s "
             f"({again.customers / t_again:,.0f} customers/s): {again.line()}"
         )
+        print(f"[{name}] memory during the second run: {memory.line()}")
     finally:
         await db.stop(engine)
         if pg_name:

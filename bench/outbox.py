@@ -13,9 +13,9 @@ have, each with its own sealed portal link), then:
 - outbox: C workers (`send_due`, claiming batches of 50, one reused connection per batch)
   send them: claim, unseal the link, build the bytes, SHA-256, SMTP, mark sent with its
   history event;
-- raw: the same N messages built from the same rows with the same builder
-  (`build_message`, working link included) and sent with aiosmtplib over C connections,
-  no database.
+- raw: the same N messages, each unsealed and built when it is sent from the same rows
+  with the same builder (`build_message`, working link included), sent with aiosmtplib
+  over C connections (one chunk of the messages each), no database.
 
 Prints each round and the ratio outbox/raw in messages per second (1.00: the outbox costs
 nothing). Asserts nothing but the counts.
@@ -121,37 +121,45 @@ async def queue(company_id: int, customer_id: int, n: int) -> list[dict]:
     return await OutboxMessage.select().where(OutboxMessage.id.is_in(ids))
 
 
-async def outbox_run(settings, n: int, concurrency: int, server: Server) -> float:
+async def outbox_run(settings, n: int, concurrency: int, server: Server) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds."""
     before = server.count()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     sent = await asyncio.gather(
         *[send_due(settings, worker_id=f"bench-{k}", batch=50) for k in range(concurrency)]
     )
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     received = server.count() - before
     assert sum(sent) == n == received, (sent, received)
-    return elapsed
+    return elapsed, cpu
 
 
-async def raw_run(port: int, rows: list[dict], concurrency: int, server: Server) -> float:
+async def raw_run(
+    port: int, rows: list[dict], concurrency: int, server: Server
+) -> tuple[float, float]:
     """The same messages, built by the same code, over `concurrency` connections."""
     before = server.count()
-    tokens = {r["id"]: unseal(r["sealed_token"], SECRET, r["message_id"]) for r in rows}
     chunks = [rows[k::concurrency] for k in range(concurrency)]
 
     async def one(chunk: list[dict]) -> None:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
         await client.connect()
         for row in chunk:
-            raw = build_message(row, token=tokens[row["id"]])
+            # Unsealed and built per send, as the outbox does.
+            token = unseal(row["sealed_token"], SECRET, row["message_id"])
+            raw = build_message(row, token=token)
             await client.sendmail("ar@seller.example", [f"{row['id']}@buyer.example"], raw)
         await client.quit()
 
+    c0 = time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*[one(c) for c in chunks])
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     assert server.count() - before == len(rows)
-    return elapsed
+    return elapsed, cpu
 
 
 async def bench(
@@ -187,19 +195,22 @@ async def bench(
                 t0 = time.perf_counter()
                 rows = await queue(company.id, customer.id, n)
                 t_queue = time.perf_counter() - t0
+                load = os.getloadavg()[0]
                 if r % 2 == 0:
-                    t_outbox = await outbox_run(settings, n, concurrency, server)
-                    t_raw = await raw_run(server.port, rows, concurrency, server)
+                    t_outbox, c_outbox = await outbox_run(settings, n, concurrency, server)
+                    t_raw, c_raw = await raw_run(server.port, rows, concurrency, server)
                 else:
-                    t_raw = await raw_run(server.port, rows, concurrency, server)
-                    t_outbox = await outbox_run(settings, n, concurrency, server)
+                    t_raw, c_raw = await raw_run(server.port, rows, concurrency, server)
+                    t_outbox, c_outbox = await outbox_run(settings, n, concurrency, server)
                 ratio = t_raw / t_outbox
                 level.append(ratio)
                 print(
                     f"[{name}] round {r + 1} ({'outbox first' if r % 2 == 0 else 'raw first'}), "
                     f"{n} messages, {concurrency} connection(s): "
                     f"outbox {n / t_outbox:,.0f} msg/s, raw aiosmtplib {n / t_raw:,.0f} msg/s, "
-                    f"outbox/raw {ratio:.2f}; queueing took {t_queue:.1f} s "
+                    f"outbox/raw {ratio:.2f}; CPU of this process per message: outbox "
+                    f"{1000 * c_outbox / n:.2f} ms, raw {1000 * c_raw / n:.2f} ms; "
+                    f"load average {load:.2f}; queueing took {t_queue:.1f} s "
                     f"({n / t_queue:,.0f} msg/s)",
                     flush=True,
                 )

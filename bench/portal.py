@@ -1,6 +1,7 @@
 """The portal's statement page for a customer with 500 open items, on SQLite and Postgres.
 
-    python bench/portal.py [--seconds 8] [--concurrency 8] [--engines sqlite,postgres]
+    python bench/portal.py [--seconds 8] [--rounds 4] [--concurrency 8]
+                           [--engines sqlite,postgres] [--pdf-runs 3]
 
 For each engine: a fresh database with one customer holding 500 open invoices (plus credit
 notes and an unapplied payment), then two uvicorn servers in their own processes, measured
@@ -8,9 +9,17 @@ in the same run by the same load generator (httpx over TCP, N connections, fixed
 
 - relance: the real application: session cookie, visit lookup, build_statement, penalties,
   pending answers, the history entry every full view writes, Jinja;
-- bare: a bare Litestar handler running the same two SELECTs and rendering the same
-  template (templates/portal/statement.html) with a context built straight from the rows:
-  no session, no services, no history write.
+- bare: a bare Litestar handler doing the same work written straight: the same session
+  lookup (`visit_for`), the same SELECTs as raw SQL, the rows turned into the statement's
+  lines in one loop, the same penalties (`statement_penalties`: the company's terms, the
+  claim book, `penalties_for`), the same template (templates/portal/statement.html) with
+  the same translator and locale; no dependency injection or portal middleware, no
+  pending answers or collector, no history write.
+
+After a warm-up of both, `--rounds` rounds of `--seconds` per side, the order alternating
+(ours first, then bare first, ...), for the first 100 rows and for all 500; per round the
+ratio ours/bare in requests per second, then p50/p99 over every request of the rounds, the
+median ratio, and each server's RSS and peak RSS (/proc VmHWM).
 
 Then the 500-row statement PDF: our path (locked URL fetcher, worker thread) against
 WeasyPrint rendering the same HTML directly with its default fetcher.
@@ -42,9 +51,11 @@ SECRET = "bench-secret-key-" + "x" * 32
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ITEMS = 500
 
+CUSTOMER_SQL = "SELECT * FROM customer WHERE id = {}"
+COMPANY_SQL = "SELECT * FROM company WHERE id = {}"
 ITEM_SQL = (
     "SELECT id, number, kind, issue_date, due_date, currency, total_minor, open_minor, status, "
-    "promise_date, dispute_reason, comment, po_number, pdf_path FROM item "
+    "promise_date, dispute_reason, comment, po_number, pdf_path, pending_answer FROM item "
     "WHERE customer = {} AND open_minor > 0 AND status != 'cancelled' ORDER BY due_date, id"
 )
 PAYMENT_SQL = (
@@ -162,27 +173,38 @@ async def drop_pg_database(name: str) -> None:
 
 
 def bare_app(url: str, customer_id: int):
-    """The same SQL and template as the portal's statement page, and nothing else."""
-    from litestar import Litestar, MediaType, get
+    """The same session lookup, SQL, penalties and template as the portal's statement page,
+    written straight: raw SQL, rows to lines in one loop, the template rendered with the
+    same words and locale. What it leaves out is what our layers add: Litestar's dependency
+    injection and the portal's middleware, Piccolo's query building, the account view's
+    services (pending answers, collector), labels per row, and the history event each full
+    view writes."""
+    from litestar import Litestar, MediaType, Request, get
     from litestar.params import FromQuery
 
     from app import template_environment
+    from portal.access import SESSION_COOKIE, page_context
     from portal.display import PAGE_ROWS
     from receivables import db
+    from receivables.dunning.reference_rates import statement_penalties
     from receivables.ledger.statement import (
-        CurrencyTotals,
         OpenItem,
         Statement,
         UnappliedPayment,
-        bucket_for,
+        _totals_for,
+        hold_of,
     )
     from receivables.ledger.tables import Company, Customer
     from receivables.money import Money
+    from receivables.portal.sessions import visit_for
 
     engine = db.make_engine(url)
     db.use_engine(engine)
     env = template_environment()
     template = env.get_template("portal/statement.html")
+
+    def as_date(value):
+        return value if isinstance(value, date) or value is None else date.fromisoformat(value)
 
     def listing(every: bool) -> SimpleNamespace:
         return SimpleNamespace(
@@ -197,104 +219,98 @@ def bare_app(url: str, customer_id: int):
         )
 
     @get("/statement", media_type=MediaType.HTML)
-    async def statement(rows: FromQuery[str | None] = None) -> str:
+    async def statement(request: Request, rows: FromQuery[str | None] = None) -> str:
+        visit = await visit_for(request.cookies.get(SESSION_COOKIE), SECRET)
+        assert visit is not None
         every = rows == "all"
         today = date.today()
-        customer = (await Customer.raw(f"SELECT * FROM customer WHERE id = {customer_id}"))[0]
-        company = (await Company.raw(f"SELECT * FROM company WHERE id = {customer['company']}"))[0]
-        items = await Company.raw(ITEM_SQL.format(customer_id))
-        payments = await Company.raw(PAYMENT_SQL.format(customer_id))
-        zero = Money.zero("EUR")
-        totals = CurrencyTotals("EUR", zero, zero, zero, zero, {})
+        customer = (await Customer.raw(CUSTOMER_SQL, visit.customer_id))[0]
+        company = Company(**(await Company.raw(COMPANY_SQL, customer["company"]))[0])
+        items = await Company.raw(ITEM_SQL, visit.customer_id)
+        payments = await Company.raw(PAYMENT_SQL, visit.customer_id)
+        totals = _totals_for("EUR")
         st = Statement(
-            company=SimpleNamespace(**company),
-            customer=SimpleNamespace(**customer),
+            company=company,
+            customer=SimpleNamespace(**customer),  # type: ignore[arg-type]
             on=today,
             totals={"EUR": totals},
         )
         lines = []
         for r in items:
-            due = (
-                r["due_date"]
-                if isinstance(r["due_date"], date)
-                else date.fromisoformat(r["due_date"])
-            )
-            issued = (
-                r["issue_date"]
-                if isinstance(r["issue_date"], date)
-                else date.fromisoformat(r["issue_date"])
-            )
+            due = as_date(r["due_date"])
             line = OpenItem(
                 id=r["id"],
                 number=r["number"],
                 kind=r["kind"],
-                issue_date=issued,
+                issue_date=as_date(r["issue_date"]),
                 due_date=due,
                 total=Money.from_minor(r["total_minor"], r["currency"]),
                 open=Money.from_minor(r["open_minor"], r["currency"]),
                 days_late=max(0, (today - due).days),
                 status=r["status"],
-                promise_date=None,
-                dispute_reason="",
-                comment="",
+                promise_date=as_date(r["promise_date"]),
+                dispute_reason=r["dispute_reason"],
+                comment=r["comment"],
                 po_number=r["po_number"],
-                has_pdf=False,
+                has_pdf=bool(r["pdf_path"]),
+                pending_answer=r["pending_answer"],
+                hold=hold_of(r["status"], as_date(r["promise_date"]), r["pending_answer"], today)
+                if r["kind"] == "invoice"
+                else "",
             )
             if line.kind == "credit_note":
                 st.credit_notes.append(line)
                 totals.credit_notes += line.open
                 continue
             st.invoices.append(line)
-            if line.overdue:
+            if line.held:
+                totals.on_hold += line.open
+            elif line.overdue:
                 totals.overdue += line.open
             else:
                 totals.not_due += line.open
-            bucket_for(line.days_late)
-            badge = "overdue" if line.overdue else "open"
-            lines.append(
-                SimpleNamespace(
-                    item=line,
-                    status="Overdue" if line.overdue else "Coming due",
-                    badge=badge,
-                    note="",
-                    answerable=True,
-                    awaiting=False,
-                )
-            )
+            totals.buckets[line.bucket] += line.open
         for p in payments:
-            received = p["received_on"]
-            if not isinstance(received, date):
-                received = date.fromisoformat(received)
             pay = UnappliedPayment(
                 p["id"],
                 p["ref"],
-                received,
+                as_date(p["received_on"]),
                 p["method"],
-                Money.from_minor(p["amount_minor"], "EUR"),
-                Money.from_minor(p["unapplied_minor"], "EUR"),
+                Money.from_minor(p["amount_minor"], p["currency"]),
+                Money.from_minor(p["unapplied_minor"], p["currency"]),
             )
             st.unapplied_payments.append(pay)
             totals.unapplied_payments += pay.unapplied
         st.invoices.sort(key=lambda i: (not i.overdue, i.due_date, i.id))
-        lines.sort(key=lambda r: (not r.item.overdue, r.item.due_date, r.item.id))
+        penalties = await statement_penalties(st)
+        ctx = page_context(visit.language, company.locale, csrf_token=visit.csrf_token)
+        t = ctx["_"]
+        shown = st.invoices if every else st.invoices[:PAGE_ROWS]
+        lines = [
+            SimpleNamespace(
+                item=line,
+                status=t("Overdue") if line.overdue else t("Coming due"),
+                badge="overdue" if line.overdue else "open",
+                note="",
+                answerable=True,
+                awaiting=False,
+            )
+            for line in shown
+        ]
         overdue = sum(1 for i in st.invoices if i.overdue)
         return template.render(
-            _=lambda message, **kw: message.format(**kw) if kw else message,
-            lang="en",
-            locale="en_GB",
-            languages=("en", "fr"),
-            csrf_token="x" * 40,
-            visit=SimpleNamespace(contact_name="Pierre Evans"),
+            **ctx,
+            visit=visit,
             statement=st,
             company=st.company,
             customer=st.customer,
-            penalties=None,
+            penalties=penalties,
             collector=None,
-            rows=lines if every else lines[:PAGE_ROWS],
-            rows_total=len(lines),
+            rows=lines,
+            rows_total=len(st.invoices),
             listing=listing(every),
             counts={"all": len(st.invoices), "overdue": overdue, "due": len(lines) - overdue},
-            credit_rows=[(c, "Credit note", "muted", "") for c in st.credit_notes],
+            credit_rows=[(c, t("Credit note"), "muted", "") for c in st.credit_notes],
             iban="FR76 3000 6000 0112 3456 7890 189",
             penalty_rate="",
             several_currencies=False,
@@ -366,12 +382,11 @@ class Server:
 
 
 async def load(base: str, path: str, cookies: dict, seconds: float, concurrency: int) -> dict:
+    """`concurrency` connections requesting `path` back to back for `seconds`."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, cookies=cookies, limits=limits, timeout=30) as c:
-        for _ in range(3):  # warm-up: imports, template compilation, pools
-            await c.get(path)
         stop_at = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -386,14 +401,62 @@ async def load(base: str, path: str, cookies: dict, seconds: float, concurrency:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    latencies.sort()
+    return {"latencies": latencies, "rps": len(latencies) / elapsed, "errors": errors}
+
+
+def summary(runs: list[dict]) -> dict:
+    latencies = sorted(x for run in runs for x in run["latencies"])
     return {
         "n": len(latencies),
         "p50": statistics.median(latencies) * 1000,
-        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "rps": len(latencies) / elapsed,
-        "errors": errors,
+        "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+        "rps": statistics.median(run["rps"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
     }
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(RSS now, peak RSS) of a process, from /proc."""
+    values = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+async def compare(
+    ours: tuple[str, str, dict],
+    bare: tuple[str, str, dict],
+    seconds: float,
+    concurrency: int,
+    rounds: int,
+) -> tuple[dict, dict, list[float]]:
+    """Warm-up of both, then `rounds` rounds of each, the order alternating (ours first, then
+    bare first...): the machine's drift falls on both sides alike."""
+    for base, path, cookies in (ours, bare):
+        await load(base, path, cookies, min(2.0, seconds), concurrency)
+    mine: list[dict] = []
+    theirs: list[dict] = []
+    ratios = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            a = await load(*ours, seconds, concurrency)
+            b = await load(*bare, seconds, concurrency)
+        else:
+            b = await load(*bare, seconds, concurrency)
+            a = await load(*ours, seconds, concurrency)
+        mine.append(a)
+        theirs.append(b)
+        ratios.append(a["rps"] / b["rps"])
+        print(
+            f"    round {r + 1} ({'ours' if r % 2 == 0 else 'bare'} first): ours "
+            f"{a['rps']:.1f} req/s, bare {b['rps']:.1f} req/s, ratio {ratios[-1]:.2f}; "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    return summary(mine), summary(theirs), ratios
 
 
 async def portal_cookie(base: str, token: str) -> dict:
@@ -463,7 +526,9 @@ async def pdf_figures(url: str, customer_id: int, runs: int) -> dict:
 # ----------------------------------------------------------------------------- main
 
 
-async def bench_engine(engine: str, seconds: float, concurrency: int, pdf_runs: int) -> None:
+async def bench_engine(
+    engine: str, seconds: float, concurrency: int, pdf_runs: int, rounds: int
+) -> None:
     pg_name = None
     if engine == "postgres":
         pg_name, url = await create_pg_database()
@@ -478,26 +543,21 @@ async def bench_engine(engine: str, seconds: float, concurrency: int, pdf_runs: 
             relance.wait()
             bare.wait()
             cookies = await portal_cookie(relance.base, token)
-            figures = [
-                (
-                    "relance, first 100 rows",
-                    await load(relance.base, "/p/statement", cookies, seconds, concurrency),
-                ),
-                (
-                    "bare, first 100 rows",
-                    await load(bare.base, "/statement", {}, seconds, concurrency),
-                ),
-                (
-                    "relance, all 500 rows",
-                    await load(
-                        relance.base, "/p/statement?rows=all", cookies, seconds, concurrency
-                    ),
-                ),
-                (
-                    "bare, all 500 rows",
-                    await load(bare.base, "/statement?rows=all", {}, seconds, concurrency),
-                ),
-            ]
+            figures = []
+            for label, query in (("first 100 rows", ""), ("all 500 rows", "?rows=all")):
+                print(f"  {engine}, {label}:", flush=True)
+                ours, theirs, ratios = await compare(
+                    (relance.base, "/p/statement" + query, cookies),
+                    (bare.base, "/statement" + query, cookies),
+                    seconds,
+                    concurrency,
+                    rounds,
+                )
+                figures.append((label, ours, theirs, ratios))
+            memory = {
+                "relance": memory_mib(relance.proc.pid),
+                "bare": memory_mib(bare.proc.pid),
+            }
             async with httpx.AsyncClient(base_url=relance.base, cookies=cookies, timeout=60) as c:
                 t0 = time.perf_counter()
                 r = await c.get("/p/statement.pdf")
@@ -508,13 +568,28 @@ async def bench_engine(engine: str, seconds: float, concurrency: int, pdf_runs: 
             bare.stop()
         print(
             f"\n{engine}: statement page, {ITEMS} open items, {concurrency} connections, "
-            f"{seconds:.0f} s each"
+            f"{rounds} alternated rounds of {seconds:.0f} s per side after a warm-up"
         )
-        print(f"  {'':<34}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'requests':>10}{'errors':>8}")
-        for label, fig in figures:
+        print(
+            f"  {'':<26}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'requests':>10}{'errors':>8}"
+            f"{'ours/bare':>11}"
+        )
+        for label, ours, theirs, ratios in figures:
+            for side, fig in (("relance", ours), ("bare", theirs)):
+                extra = (
+                    f"{statistics.median(ratios):>11.2f} (rounds: "
+                    + ", ".join(f"{x:.2f}" for x in ratios)
+                    + ")"
+                    if side == "relance"
+                    else ""
+                )
+                print(
+                    f"  {side + ', ' + label:<26}{fig['p50']:>9.1f}{fig['p99']:>9.1f}"
+                    f"{fig['rps']:>9.1f}{fig['n']:>10}{fig['errors']:>8}{extra}"
+                )
+        for side, (rss, peak) in memory.items():
             print(
-                f"  {label:<34}{fig['p50']:>9.1f}{fig['p99']:>9.1f}{fig['rps']:>9.1f}"
-                f"{fig['n']:>10}{fig['errors']:>8}"
+                f"  {side} server memory after the rounds: RSS {rss:.0f} MiB, peak {peak:.0f} MiB"
             )
         pdf = await pdf_figures(url, customer_id, pdf_runs)
         print(
@@ -538,6 +613,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--pdf-runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4, help="alternated rounds per side")
     args = parser.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
@@ -545,7 +621,9 @@ def main() -> None:
         f"load average {load:.1f} at start"
     )
     for engine in args.engines.split(","):
-        asyncio.run(bench_engine(engine.strip(), args.seconds, args.concurrency, args.pdf_runs))
+        asyncio.run(
+            bench_engine(engine.strip(), args.seconds, args.concurrency, args.pdf_runs, args.rounds)
+        )
 
 
 if __name__ == "__main__":
