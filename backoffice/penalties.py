@@ -1,7 +1,8 @@
 """Penalty policy, reference rates and dunning rules, for admins: a preset (EU, France, UK)
 per company, the dated central bank rates the law refers to, and the company's dunning
 rules (minimum chased, time zone, run hour and days, formal notice deadline). Everyone may
-read them."""
+read them. And, on a customer's account, its penalty claims: waived or invoiced by a
+collector."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from backoffice.forms import errors_of, form_values, optional_date, text
-from backoffice.pages import done, render, staff
+from backoffice.forms import checked, errors_of, form_values, optional_date, text
+from backoffice.pages import done, fragment, render, staff
 from backoffice.scenarios import company_for
-from backoffice.security import ADMINS, ALL_STAFF, PREFIX, roles
+from backoffice.security import ADMINS, ALL_STAFF, PREFIX, WORKERS, roles
+from receivables.clock import customer_today
 from receivables.dunning import reference_rates as service
 from receivables.dunning.rules import RulesInput, rules_of, set_rules
 from receivables.dunning.tables import RateSource
-from receivables.errors import FieldProblem, InvalidInput
+from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from receivables.ledger import penalties as claims
 from receivables.ledger.account_changes import staff_actor
+from receivables.ledger.statement import build_statement
 from receivables.money import Money
 
 PENALTIES = f"{PREFIX}/penalties"
@@ -125,6 +129,91 @@ async def dunning_rules(request: Request) -> Template | Redirect:
     return done(request, f"{PENALTIES}?company={company.id}#rules", "Dunning rules saved.")
 
 
+@post("/penalties/invoicing", name="bo:penalty-invoicing", opt=roles(ADMINS))
+async def penalty_invoicing(request: Request) -> Redirect:
+    values = await form_values(request)
+    company, _ = await company_for(request)
+    invoiced = checked(values, "invoiced")
+    await service.set_penalties_invoiced(company.id, invoiced, staff_actor(staff(request)))
+    return done(
+        request,
+        f"{PENALTIES}?company={company.id}",
+        "Collectors can now invoice penalties from an account."
+        if invoiced
+        else "Penalties are shown, not invoiced.",
+    )
+
+
+# ------------------------------------------------------------------ one account's claims
+
+
+def _account(customer_id: int) -> str:
+    return f"{PREFIX}/customers/{customer_id}#penalties"
+
+
+@get("/customers/{customer_id:int}/penalties", name="bo:account-penalties", opt=roles(ALL_STAFF))
+async def account_penalties(request: Request, customer_id: FromPath[int]) -> Template:
+    """The account page's penalty card (loaded by htmx): every claim, waived ones included."""
+    try:
+        statement = await build_statement(customer_id, await customer_today(customer_id))
+    except NotFound:
+        return fragment(request, "backoffice/customers/_penalties.html", penalties=None)
+    company = statement.company
+    return fragment(
+        request,
+        "backoffice/customers/_penalties.html",
+        customer_id=customer_id,
+        company=company,
+        statement=statement,
+        penalties=await service.statement_penalties(statement),
+        rate=service.SOURCE_NAMES.get(service.source_for(company.penalty_policy)),  # type: ignore[arg-type]
+    )
+
+
+@post(
+    "/customers/{customer_id:int}/penalties/{item_id:int}/waive",
+    name="bo:penalty-waive",
+    opt=roles(WORKERS),
+)
+async def penalty_waive(
+    request: Request, customer_id: FromPath[int], item_id: FromPath[int]
+) -> Redirect:
+    values = await form_values(request)
+    statement = await build_statement(customer_id, await customer_today(customer_id))
+    try:
+        line = await claims.waive_claim(
+            customer_id,
+            item_id,
+            text(values, "reason"),
+            statement.on,
+            await service.terms_for(statement.company),
+            staff_actor(staff(request)),
+        )
+    except (InvalidInput, Conflict) as exc:
+        return done(request, _account(customer_id), f"Not waived: {exc}", "warning")
+    return done(request, _account(customer_id), f"Penalty claim on {line.number} waived.")
+
+
+@post(
+    "/customers/{customer_id:int}/penalties/invoice",
+    name="bo:penalty-invoice",
+    opt=roles(WORKERS),
+)
+async def penalty_invoice(request: Request, customer_id: FromPath[int]) -> Redirect:
+    statement = await build_statement(customer_id, await customer_today(customer_id))
+    try:
+        items = await claims.invoice_penalties(
+            customer_id,
+            statement.on,
+            await service.terms_for(statement.company),
+            staff_actor(staff(request)),
+        )
+    except Conflict as exc:
+        return done(request, _account(customer_id), f"Not invoiced: {exc}", "warning")
+    numbers = ", ".join(i.number for i in items)
+    return done(request, _account(customer_id), f"Penalties invoiced: {numbers}.")
+
+
 @post("/penalties/rates/{rate_id:int}/delete", name="bo:rate-delete", opt=roles(ADMINS))
 async def rate_delete(request: Request, rate_id: FromPath[int]) -> Redirect:
     company, _ = await company_for(request)
@@ -132,4 +221,14 @@ async def rate_delete(request: Request, rate_id: FromPath[int]) -> Redirect:
     return done(request, f"{PENALTIES}?company={company.id}", "Rate removed.")
 
 
-ROUTES = [penalties_page, penalty_policy, rate_set, rate_delete, dunning_rules]
+ROUTES = [
+    penalties_page,
+    penalty_policy,
+    penalty_invoicing,
+    rate_set,
+    rate_delete,
+    dunning_rules,
+    account_penalties,
+    penalty_waive,
+    penalty_invoice,
+]

@@ -41,7 +41,12 @@ SORTS = {
 REASONS = DISPUTE_REASONS  # the domain's labels: one list for the page, the mails, the reminders
 METHODS = PAID_METHODS
 KINDS = ANSWER_KINDS
-TYPES = {"invoice": "Invoice", "credit_note": "Credit note", "payment": "Payment"}
+TYPES = {
+    "invoice": "Invoice",
+    "credit_note": "Credit note",
+    "penalty": "Late-payment penalties",
+    "payment": "Payment",
+}
 
 
 @dataclass(frozen=True)

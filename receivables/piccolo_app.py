@@ -25,6 +25,7 @@ from receivables.ledger.tables import (
     Customer,
     Item,
     Payment,
+    PenaltyClaim,
     PromiseToPay,
 )
 from receivables.mail.tables import CapturedMail, OutboxMessage
@@ -54,6 +55,7 @@ APP_CONFIG = AppConfig(
         Payment,
         Allocation,
         PromiseToPay,
+        PenaltyClaim,
         HistoryEvent,
         HistoryCheckpoint,
         HistoryCheckpointHead,

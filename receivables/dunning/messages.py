@@ -20,8 +20,8 @@ from babel.dates import format_date
 from receivables.access.tables import StaffUser
 from receivables.dunning import hashtags
 from receivables.dunning.hashtags import Value
-from receivables.dunning.reference_rates import RateTable, rates_for_company
-from receivables.ledger.penalties import Penalties, penalties_for
+from receivables.dunning.reference_rates import statement_penalties, terms_for
+from receivables.ledger.penalties import Penalties, PenaltyTerms
 from receivables.ledger.statement import OpenItem, Statement, build_statement
 from receivables.ledger.tables import Company, Contact, Customer, ItemStatus
 from receivables.mail.outbox import ascii_address
@@ -193,15 +193,15 @@ class AccountFacts:
 
 
 async def load_facts(
-    customer_id: int, on: date, rates: dict[int, RateTable | None] | None = None
+    customer_id: int, on: date, rates: dict[int, PenaltyTerms] | None = None
 ) -> AccountFacts:
-    """The facts of one account; `rates` caches each company's reference rates for a run."""
+    """The facts of one account; `rates` caches each company's penalty terms for a run."""
     statement = await build_statement(customer_id, on)
     company = statement.company
     if rates is not None and company.id in rates:
         table = rates[company.id]
     else:
-        table = await rates_for_company(company)
+        table = await terms_for(company)
         if rates is not None:
             rates[company.id] = table
     collector = None
@@ -213,7 +213,7 @@ async def load_facts(
     contacts = await Contact.objects().where(Contact.customer == customer_id).order_by(Contact.id)
     facts = AccountFacts(
         statement=statement,
-        penalties=penalties_for(statement, table),
+        penalties=await statement_penalties(statement, table),
         collector=collector,
         contacts=list(contacts),
     )

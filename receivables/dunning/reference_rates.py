@@ -6,12 +6,16 @@ commerce, L441-10) the rate of each half-year is the ECB main refinancing rate i
 1 January or 1 July; under the UK Late Payment of Commercial Debts (Interest) Act 1998 it is
 Bank Rate on 31 December or 30 June, fixed for a debt by the half-year in which it became
 late. Admins keep the values up to date in the back office; the seeded ones are real.
+
+`terms_for` turns a company's policy into the `PenaltyTerms` the ledger computes with (rates
+resolved once per call, the statutory scale of fixed sums), and `statement_penalties` is the
+one function every page, email, letter and PDF takes its penalty figures from.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,6 +25,15 @@ from receivables.db import atomic
 from receivables.dunning.tables import RateSource, ReferenceRate
 from receivables.errors import FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.ledger.penalties import (
+    Band,
+    Penalties,
+    PenaltyTerms,
+    half_year_start,
+    load_claim_book,
+    penalties_for,
+)
+from receivables.ledger.statement import Statement
 from receivables.ledger.tables import Company
 from receivables.money import to_minor
 
@@ -56,16 +69,30 @@ SEED: dict[RateSource, tuple[tuple[str, int], ...]] = {
         ("2025-02-06", 450),
         ("2025-05-08", 425),
         ("2025-08-07", 400),
+        ("2025-12-18", 375),
     ),
 }
+
+UK_COMPENSATION_BANDS: tuple[Band, ...] = (
+    # Late Payment of Commercial Debts (Interest) Act 1998, s.5A(2) (inserted by SI 2002/1674):
+    # GBP 40 for a debt under GBP 1,000; GBP 70 from 1,000 to under 10,000; GBP 100 from 10,000.
+    (Decimal("1000"), Decimal("40.00")),
+    (Decimal("10000"), Decimal("70.00")),
+    (None, Decimal("100.00")),
+)
+EU_COMPENSATION = Decimal("40.00")
+"""Directive 2011/7/EU art. 6(1); France: Code de commerce D441-5 (EUR 40 per invoice)."""
+EU_MARGIN_BP = 800
+"""Directive 2011/7/EU art. 2(6): the reference rate plus at least eight percentage points."""
+FRANCE_MARGIN_BP = 1000
+"""Code de commerce L441-10 II: the ECB rate of its latest refinancing operation plus ten
+points (the default, when the terms of sale set no other rate at least 3 x the legal rate)."""
+UK_MARGIN_BP = 800
+"""Late Payment of Commercial Debts (Rate of Interest) (No. 3) Order 2002: reference rate + 8 %."""
 SOURCE_NAMES = {
     RateSource.ecb: "ECB main refinancing rate",
     RateSource.boe: "Bank of England Bank Rate",
 }
-
-
-def half_year_start(day: date) -> date:
-    return date(day.year, 1 if day.month <= 6 else 7, 1)
 
 
 @dataclass(frozen=True)
@@ -74,11 +101,15 @@ class RateTable:
 
     source: RateSource
     values: tuple[tuple[date, int], ...]
+    _dates: tuple[date, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Once per table, not per lookup (it cost 15% of the portal page's CPU).
+        object.__setattr__(self, "_dates", tuple(d for d, _ in self.values))
 
     def in_force(self, day: date) -> int | None:
         """The value in force on `day` (the latest one effective on or before it)."""
-        dates = [d for d, _ in self.values]
-        i = bisect.bisect_right(dates, day)
+        i = bisect.bisect_right(self._dates, day)
         return self.values[i - 1][1] if i else None
 
     def reference_date(self, day: date) -> date:
@@ -118,8 +149,8 @@ PRESETS = {
         "eu",
         "EU: ECB rate + 8 points, EUR 40",
         Company.PenaltyPolicy.eu,
-        800,
-        Decimal("40"),
+        EU_MARGIN_BP,
+        EU_COMPENSATION,
         "EUR",
         RateSource.ecb,
     ),
@@ -127,8 +158,8 @@ PRESETS = {
         "france",
         "France: ECB rate + 10 points, EUR 40",
         Company.PenaltyPolicy.france,
-        1000,
-        Decimal("40"),
+        FRANCE_MARGIN_BP,
+        EU_COMPENSATION,
         "EUR",
         RateSource.ecb,
     ),
@@ -136,7 +167,7 @@ PRESETS = {
         "uk",
         "UK: Bank Rate + 8 points, GBP 40 / 70 / 100",
         Company.PenaltyPolicy.uk,
-        800,
+        UK_MARGIN_BP,
         Decimal("0"),
         "GBP",
         RateSource.boe,
@@ -186,9 +217,38 @@ async def load_table(source: RateSource) -> RateTable:
 
 
 async def rates_for_company(company: Company) -> RateTable | None:
-    """What `penalties_for(statement, reference_rate=...)` needs for this company's policy."""
+    """The dated values this company's policy follows (None: no reference rate)."""
     source = source_for(company.penalty_policy)
     return await load_table(source) if source else None
+
+
+def terms_of(company: Company, table: RateTable | None) -> PenaltyTerms:
+    """The company's penalty law with `table`'s rates: built once, reused for every item."""
+    uk = company.penalty_policy == Company.PenaltyPolicy.uk.value
+    return PenaltyTerms.of(
+        company,
+        table,
+        bands=UK_COMPENSATION_BANDS if uk else (),
+        bands_currency="GBP" if uk else "",
+        rate_per_debt=uk,
+    )
+
+
+async def terms_for(company: Company) -> PenaltyTerms:
+    """The company's penalty law, its reference rates loaded once (one query)."""
+    return terms_of(company, await rates_for_company(company))
+
+
+async def statement_penalties(
+    statement: Statement, terms: PenaltyTerms | None = None
+) -> Penalties | None:
+    """The penalty figures of a statement: the one function pages, emails, letters and PDFs
+    call. `terms` lets a caller that shows many statements (a dunning run) resolve the
+    company's law once; the claim book costs two queries."""
+    if statement.company.penalty_policy == Company.PenaltyPolicy.none.value:
+        return None
+    terms = terms or await terms_for(statement.company)
+    return penalties_for(statement, terms, await load_claim_book(statement))
 
 
 def parse_rate(text: str) -> int:
@@ -312,3 +372,20 @@ async def apply_preset(company_id: int, key: str, actor: Actor) -> Company:
         company.penalty_margin_bp = preset.margin_bp
         company.compensation_minor = compensation
     return company
+
+
+async def set_penalties_invoiced(company_id: int, invoiced: bool, actor: Actor) -> None:
+    """Whether collectors may invoice penalties (items of kind 'penalty') or only show them."""
+    async with atomic():
+        company = await Company.objects().get(Company.id == company_id)
+        if company is None:
+            raise NotFound(f"company {company_id}")
+        if bool(company.penalties_invoiced) == invoiced:
+            return
+        await Company.update({Company.penalties_invoiced: invoiced}).where(Company.id == company_id)
+        await history.record(
+            company_id=company_id,
+            actor=actor,
+            kind="dunning.penalties_invoicing_set",
+            details={"invoiced": invoiced},
+        )

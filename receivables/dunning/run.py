@@ -39,7 +39,6 @@ from receivables.dunning.cycle import (
 from receivables.dunning.defaults import install_defaults
 from receivables.dunning.messages import load_facts
 from receivables.dunning.notices import notify_broken_promises
-from receivables.dunning.reference_rates import RateTable
 from receivables.dunning.sending import (
     Texts,
     cancel_action,
@@ -66,6 +65,7 @@ from receivables.dunning.tables import (
 )
 from receivables.history import Actor
 from receivables.ledger.cash_application import within_tolerance
+from receivables.ledger.penalties import PenaltyTerms
 from receivables.ledger.promises import settle_promises
 from receivables.ledger.statement import hold_of
 from receivables.ledger.tables import Company, Customer, Item
@@ -427,7 +427,7 @@ async def _process_batch(
     plan: _Plan,
     settings: Settings,
     report: RunReport,
-    rates: dict[int, RateTable | None],
+    rates: dict[int, PenaltyTerms],
 ) -> None:
     actor = Actor.system("dunning run")
     ids = [c["id"] for c in customers]
@@ -492,7 +492,7 @@ async def _create(
     plan: _Plan,
     settings: Settings,
     report: RunReport,
-    rates: dict[int, RateTable | None],
+    rates: dict[int, PenaltyTerms],
     actor: Actor,
 ) -> int | None:
     step = decision.step
@@ -729,7 +729,7 @@ async def run_dunning(
     total = await count_customers(company_id)
     run = DunningRun(run_on=on, company=company_id, triggered_by=triggered_by[:100])
     await run.save()
-    rates: dict[int, RateTable | None] = {}
+    rates: dict[int, PenaltyTerms] = {}
     # Stale work first: a reminder cancelled because its items changed is rebuilt below.
     await _cancel_stale(on, report, company_id)
     last = 0

@@ -30,7 +30,7 @@ async def allocate(payment_id: int, item_id: int, amount: Money, actor: Actor) -
             raise NotFound(f"payment {payment_id}")
         if item is None:
             raise NotFound(f"item {item_id}")
-        if item.kind != ItemKind.invoice.value:
+        if item.kind == ItemKind.credit_note.value:
             raise AllocationRefused(f"{item.number} is a credit note; payments go to invoices")
         if item.customer != payment.customer:
             raise AllocationRefused(f"{item.number} belongs to another customer than the payment")

@@ -339,9 +339,10 @@ async def _fill_figures(rows: list[CustomerRow], today: date) -> None:
     figures = await Customer.raw(
         "SELECT i.customer AS customer_id, i.currency, "
         "MIN(CASE WHEN i.kind = 'invoice' THEN i.due_date END) AS oldest_due, "
-        "SUM(CASE WHEN i.kind = 'invoice' AND i.due_date < {} AND "
+        "SUM(CASE WHEN i.kind <> 'credit_note' AND i.due_date < {} AND "
         f"{not_held_sql()} THEN i.open_minor ELSE 0 END) AS overdue_minor, "
-        "SUM(CASE WHEN i.kind = 'invoice' THEN i.open_minor ELSE -i.open_minor END) AS open_minor "
+        "SUM(CASE WHEN i.kind = 'credit_note' THEN -i.open_minor ELSE i.open_minor END) "
+        "AS open_minor "
         "FROM item i WHERE i.open_minor > 0 AND i.status <> 'cancelled' "
         f"AND i.customer IN ({marks}) GROUP BY i.customer, i.currency",
         today,

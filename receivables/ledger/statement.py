@@ -109,8 +109,8 @@ class OpenItem:
 
     @property
     def overdue(self) -> bool:
-        """Past its due date (held or not: see `to_pay`)."""
-        return self.kind == ItemKind.invoice.value and self.days_late > 0
+        """Past its due date (held or not: see `to_pay`); invoiced penalties too."""
+        return self.kind != ItemKind.credit_note.value and self.days_late > 0
 
     @property
     def held(self) -> bool:

@@ -50,6 +50,11 @@ class Company(Table, tablename="company"):
     )
     penalty_fixed_rate_bp = Integer(default=0, help_text="Annual rate for the 'fixed' policy, bp.")
     compensation_minor = BigInt(default=0, help_text="Fixed compensation per late invoice.")
+    penalties_invoiced = Boolean(
+        default=False,
+        help_text="Collectors may invoice penalties (an item of kind 'penalty'); otherwise "
+        "they are only shown.",
+    )
     timezone = Varchar(
         length=64, default="UTC", help_text="IANA time zone: the company's 'today' and run hour."
     )
@@ -150,6 +155,8 @@ class Contact(Table, tablename="contact"):
 class ItemKind(str, Enum):
     invoice = "invoice"
     credit_note = "credit_note"
+    penalty = "penalty"
+    """Late-payment penalties invoiced on request (see receivables.ledger.penalties)."""
 
 
 class ItemStatus(str, Enum):
@@ -261,4 +268,33 @@ class PromiseToPay(Table, tablename="promise_to_pay"):
     source = Varchar(length=20, default="", help_text="portal, call, back office.")
     status = Varchar(length=10, choices=Status, default=Status.running, index=True)
     closed_on = Date(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class PenaltyClaim(Table, tablename="penalty_claim"):
+    """What a collector did with one invoice's penalty claim: waived it, or invoiced it."""
+
+    id: Serial  # the primary key Piccolo adds, declared for type checkers
+
+    class Action(str, Enum):
+        waived = "waived"
+        invoiced = "invoiced"
+
+    company = ForeignKey(Company, on_delete=OnDelete.restrict, index=True)
+    customer = ForeignKey(Customer, on_delete=OnDelete.restrict, index=True)
+    item = ForeignKey(Item, on_delete=OnDelete.restrict, index=True, help_text="The late invoice.")
+    action = Varchar(length=10, choices=Action)
+    decided_on = Date(help_text="Company date of the decision; an invoicing counts interest to it.")
+    interest_minor = BigInt(default=0, help_text="Interest invoiced (invoice's currency).")
+    compensation_minor = BigInt(default=0, help_text="Compensation invoiced.")
+    compensation_currency = Varchar(length=3, default="")
+    penalty_item = ForeignKey(
+        Item,
+        null=True,
+        default=None,
+        on_delete=OnDelete.restrict,
+        help_text="The item of kind 'penalty' that invoiced it.",
+    )
+    reason = Text(default="")
+    decided_by = Varchar(length=200, default="")
     created_at = Timestamptz(default=TimestamptzNow())

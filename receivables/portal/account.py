@@ -12,9 +12,9 @@ from typing import Any
 
 from receivables import history
 from receivables.access.tables import StaffUser
-from receivables.dunning.reference_rates import rates_for_company
+from receivables.dunning.reference_rates import statement_penalties
 from receivables.errors import NotFound
-from receivables.ledger.penalties import Penalties, ReferenceRate, penalties_for
+from receivables.ledger.penalties import Penalties, PenaltyTerms
 from receivables.ledger.statement import Statement, build_statement
 from receivables.ledger.tables import Company, Customer, Item, ItemStatus
 from receivables.portal.feedback import PendingAnswer, pending_by_item
@@ -37,7 +37,7 @@ class AccountView:
 
 
 async def account_view(
-    customer_id: int, on: date, reference_rate: ReferenceRate | None = None
+    customer_id: int, on: date, terms: PenaltyTerms | None = None
 ) -> AccountView:
     statement = await build_statement(customer_id, on)
     collector = None
@@ -52,9 +52,7 @@ async def account_view(
     return AccountView(
         statement=statement,
         pending=await pending_by_item(customer_id),
-        penalties=penalties_for(
-            statement, reference_rate or await rates_for_company(statement.company)
-        ),
+        penalties=await statement_penalties(statement, terms),
         collector=collector,
     )
 

@@ -89,6 +89,8 @@ FR: dict[str, str] = {
     "Total penalties": "Total des pénalités",
     "Interest at the reference rate may be added to this compensation.": "Des intérêts au taux de référence peuvent s’ajouter à cette indemnité.",
     "Disputed invoices are not counted.": "Les factures contestées ne sont pas comptées.",
+    "Interest runs on each amount for the days it stayed unpaid, at the rate of each half-year; invoices paid late are included.": "Les intérêts courent sur chaque montant pour les jours où il est resté impayé, au taux de chaque semestre ; les factures payées en retard sont comprises.",
+    "Penalties waived: {numbers}.": "Pénalités abandonnées : {numbers}.",
     "Open invoices": "Factures ouvertes",
     "Overdue first. Tick invoices to answer several at once.": "Les retards d’abord. Cochez des factures pour répondre sur plusieurs à la fois.",
     "Show": "Afficher",
