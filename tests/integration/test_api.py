@@ -197,6 +197,22 @@ async def test_an_amount_sent_as_a_number_is_refused_naming_the_field(client, er
     assert await Item.count() == 0
 
 
+async def test_an_amount_string_is_a_machines_own_spelling(client, erp):
+    """No locale decides for an ERP: "1,000" could be 1000.00 or 1.00, so the API takes
+    digits and '.' only, and says so naming the field."""
+    for text in ("1,000", "1 200,50", "1,200.50"):
+        r = await client.put(
+            "/api/v1/items/INV-1", json=invoice("ATL-CUST", total=text), headers=erp.auth
+        )
+        assert r.status_code == 400 and fields_named(r.json()) == ["total"], text
+        assert "written like 1234.56" in r.json()["problems"][0]["message"]
+    r = await client.put(
+        "/api/v1/items/INV-1", json=invoice("ATL-CUST", total="1000.00"), headers=erp.auth
+    )
+    assert r.status_code in (200, 201)
+    assert (await Item.select(Item.total_minor).first())["total_minor"] == 100000
+
+
 async def test_missing_and_unknown_fields_are_named(client, erp):
     body = invoice("ATL-CUST")
     del body["total"]
