@@ -303,9 +303,8 @@ class _Reading:
     def could_be_thousands(self) -> bool:
         """'1,000' or '12.500': three decimals after 1-3 digits, which a thousands
         separator would also give."""
-        return (len(self.fraction) == 3 and not self.group and self.whole[0] != "0") and len(
-            self.whole
-        ) <= 3
+        short = len(self.whole) <= 3 and self.whole[0] != "0" and not self.group
+        return short and len(self.fraction) == 3
 
 
 def _split(body: str, decimal: str | None, groups: str, *, sized: bool = True) -> _Reading | None:
