@@ -5,11 +5,13 @@ The one definition of the penalty figures: every page, email, letter and PDF sho
 
 - Interest is simple, per day, actual/365 (France counts 365 days too): each part of an
   invoice's balance accrues from the day after the due date to the day it stopped being
-  owed. A payment (or a credit note's offset) ends the accrual of the amount it applied on
-  the payment's date (`Payment.received_on`: the day the money reached the seller); what is
-  still open accrues to the statement date. Each half-year runs at its own rate (EU,
-  France); under the UK Act the rate of the half-year the debt became late applies for its
-  whole life. Rounded half-up to the currency's minor unit once per invoice, at the end.
+  owed. A payment ends the accrual of the amount it applied on the payment's date
+  (`Payment.received_on`: the day the money reached the seller, whenever it was applied); a
+  credit note on the day it was applied to the invoice (the allocation's date: its carrier
+  payment is dated by the credit note); what is still open accrues to the statement date.
+  Each half-year runs at its own rate (EU, France); under the UK Act the rate of the
+  half-year the debt became late applies for its whole life. Rounded half-up to the
+  currency's minor unit once per invoice, at the end.
 - A fixed compensation is due once per late invoice (the company's amount, in the company's
   currency; under the 'uk' policy the statutory bands by size of debt for GBP invoices).
 - An invoice paid late in full keeps its claim (interest to the payment date and the
@@ -25,9 +27,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from receivables import history
+from receivables.clock import date_of
 from receivables.db import atomic
 from receivables.errors import Conflict, InvalidInput
 from receivables.history import Actor
@@ -38,13 +41,14 @@ from receivables.ledger.tables import (
     Item,
     ItemKind,
     ItemStatus,
+    Payment,
     PenaltyClaim,
 )
 from receivables.money import Money
 
 DAYS_PER_YEAR = 365
 """Actual/365: the day count of the Directive's transpositions, France included."""
-_DIVISOR = Decimal(10000 * DAYS_PER_YEAR)  # basis points x days -> a year's fraction
+_DIVISOR_INT = 10000 * DAYS_PER_YEAR  # basis points x days -> a year's fraction
 
 ReferenceRate = Callable[[date], int | None]
 """Basis points of the reference rate the law applies to a day's half-year, or None."""
@@ -81,6 +85,7 @@ class PenaltyTerms:
     rate_per_debt: bool = False
     """The UK rule: the rate of the half-year the debt became late, for its whole life."""
     _halves: dict[date, int | None] = field(default_factory=dict, repr=False)
+    _spans: dict[tuple[date, date], int | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(
@@ -129,6 +134,12 @@ class PenaltyTerms:
         is unknown. `first` is the first day late, the start of the debt's own clock."""
         if last < first:
             return 0
+        key = (first, last)
+        if key not in self._spans:
+            self._spans[key] = self._rate_days(first, last)
+        return self._spans[key]
+
+    def _rate_days(self, first: date, last: date) -> int | None:
         if self.rate_per_debt:
             bp = self.half_year_rate(half_year_start(first))
             return None if bp is None else bp * ((last - first).days + 1)
@@ -243,9 +254,14 @@ def interest_on(base: Money, rate_bp: int, days: int) -> Money:
     return _round(base.minor * rate_bp * days, base.currency)
 
 
+def _round_minor(minor_bp_days: int) -> int:
+    """minor x bp x days -> minor units of interest, rounded half-up (exact integers)."""
+    quotient, remainder = divmod(minor_bp_days, _DIVISOR_INT)
+    return quotient + (1 if 2 * remainder >= _DIVISOR_INT else 0)
+
+
 def _round(minor_bp_days: int, currency: str) -> Money:
-    minor = (Decimal(minor_bp_days) / _DIVISOR).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return Money.from_minor(int(minor), currency)
+    return Money.from_minor(_round_minor(minor_bp_days), currency)
 
 
 def interest_minor_bp_days(
@@ -285,11 +301,6 @@ def interest_minor_bp_days(
     return total, max(d for _, d in slices)
 
 
-def _add(bucket: dict[str, Money], amount: Money) -> None:
-    cur = amount.currency
-    bucket[cur] = bucket[cur] + amount if cur in bucket else amount
-
-
 def penalties_for(
     statement: Statement, terms: PenaltyTerms | None, book: ClaimBook | None = None
 ) -> Penalties | None:
@@ -317,23 +328,29 @@ def penalties_for(
         (p.id, p.number, p.due_date, p.total, Money.zero(p.total.currency), p.status)
         for p in book.paid_late
     ]
+    no_claim = ClaimRecord()
+    interest_sums: dict[str, int] = {}
+    compensation_sums: dict[str, int] = {}
     for item_id, number, due, total, open_, status in debts:
         if status == ItemStatus.disputed.value:
             continue
         cur = total.currency
+        open_minor = open_.minor
         reductions = book.reductions.get(item_id, ())
-        weighted, last_late = interest_minor_bp_days(terms, due, open_.minor, reductions, on)
+        weighted, last_late = interest_minor_bp_days(terms, due, open_minor, reductions, on)
         if last_late is None:
             continue  # paid on time after all
-        claim = book.claims.get(item_id, ClaimRecord())
+        claim = book.claims.get(item_id, no_claim)
         interest: Money | None = None
+        interest_minor = 0
         if weighted is not None:
-            interest = _round(weighted, cur) - Money.from_minor(claim.interest_minor, cur)
-            interest = interest if interest.minor > 0 else Money.zero(cur)
+            interest_minor = max(0, _round_minor(weighted) - claim.interest_minor)
+            interest = Money.from_minor(interest_minor, cur)
         compensation = terms.compensation_for(total)
+        compensation_minor = compensation.minor if compensation is not None else 0
         if compensation is not None and claim.compensation_minor:
-            left = compensation.minor - claim.compensation_minor
-            compensation = Money.from_minor(max(0, left), compensation.currency)
+            compensation_minor = max(0, compensation_minor - claim.compensation_minor)
+            compensation = Money.from_minor(compensation_minor, compensation.currency)
         line = PenaltyLine(
             item_id=item_id,
             number=number,
@@ -348,14 +365,17 @@ def penalties_for(
         if claim.waived:
             result.waived.append(line)
             continue
-        owed = [m for m in (interest, compensation) if m is not None and not m.is_zero()]
-        if not owed and (open_.is_zero() or claim.interest_minor or claim.compensation_minor):
+        owed = interest_minor or compensation_minor
+        if not owed and (not open_minor or claim.interest_minor or claim.compensation_minor):
             continue  # settled by an invoiced penalty: nothing more accrues
         result.lines.append(line)
         if interest is not None:
-            _add(result.interest, interest)
+            interest_sums[cur] = interest_sums.get(cur, 0) + interest_minor
         if compensation is not None:
-            _add(result.compensation, compensation)
+            c = compensation.currency
+            compensation_sums[c] = compensation_sums.get(c, 0) + compensation_minor
+    result.interest = {c: Money.from_minor(m, c) for c, m in interest_sums.items()}
+    result.compensation = {c: Money.from_minor(m, c) for c, m in compensation_sums.items()}
     result.lines.sort(key=lambda line: (line.due_date, line.number))
     return result
 
@@ -369,12 +389,15 @@ async def load_claim_book(statement: Statement) -> ClaimBook:
     closing their claim, and the collectors' decisions."""
     customer_id = statement.customer.id
     on = statement.on
+    timezone = statement.company.timezone
     book = ClaimBook()
     rows = (
         await Allocation.select(
             Allocation.item,
             Allocation.amount_minor,
+            Allocation.created_at,
             Allocation.payment.received_on,
+            Allocation.payment.method,
             Allocation.item.number,
             Allocation.item.due_date,
             Allocation.item.currency,
@@ -395,6 +418,8 @@ async def load_claim_book(statement: Statement) -> ClaimBook:
     for row in rows:
         item_id = row["item"]
         day = row["payment.received_on"]
+        if row["payment.method"] == Payment.Method.credit_note.value:
+            day = date_of(row["created_at"], timezone) or day
         if day <= row["item.due_date"]:
             continue
         book.reductions.setdefault(item_id, []).append((day, row["amount_minor"]))

@@ -8,7 +8,7 @@ actual/365; cents x bp x days / 3,650,000 = interest in cents, rounded once per 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from receivables.dunning.reference_rates import apply_preset, statement_penalties, terms_for
@@ -16,7 +16,7 @@ from receivables.history import Actor, HistoryEvent
 from receivables.ledger.allocations import allocate
 from receivables.ledger.penalties import invoice_penalties, waive_claim
 from receivables.ledger.statement import build_statement
-from receivables.ledger.tables import Company, Item
+from receivables.ledger.tables import Allocation, Company, Item, ItemKind, Payment
 from receivables.money import Money
 from tests.factories import make_company, make_customer, make_item, make_payment
 from tests.integration.test_backoffice import make_staff, sign_in
@@ -98,6 +98,32 @@ async def test_partial_late_waived_and_invoiced_claims(db):
         )
     ]
     assert "penalty.waived" in kinds and "penalty.invoiced" in kinds
+
+
+async def test_a_credit_note_counts_from_the_day_it_was_applied(db):
+    # The credit note is dated 1 March, before the due date, but applied to the invoice on
+    # 15 April: its 1000.00 was owed 1..15 April, 15 days at 13.15 %:
+    # 100000 x 1315 x 15 / 3650000 = 540.41 -> 5.40, plus EUR 40.
+    company = await make_company(timezone="Europe/Paris")
+    await apply_preset(company.id, "france", SYSTEM)
+    customer = await make_customer(company)
+    invoice = await make_item(customer, "1000.00", due=D("2025-03-31"), number="E")
+    note = await make_item(customer, "1000.00", due=D("2025-03-01"), kind=ItemKind.credit_note)
+    carrier = await make_payment(
+        customer,
+        "1000.00",
+        received_on=D("2025-03-01"),
+        method=Payment.Method.credit_note.value,
+        credit_note=note.id,
+    )
+    await allocate(carrier.id, invoice.id, eur("1000.00"), SYSTEM)
+    await Allocation.update({Allocation.created_at: datetime(2025, 4, 15, 9, tzinfo=UTC)}).where(
+        Allocation.payment == carrier.id
+    )
+    found = await statement_penalties(await build_statement(customer.id, D("2025-06-30")))
+    [line] = found.lines
+    assert (line.number, line.days_late, line.interest) == ("E", 15, eur("5.40"))
+    assert found.totals == {"EUR": eur("45.40")}
 
 
 async def test_portal_and_back_office_show_one_figure(pclient, portal_settings):
