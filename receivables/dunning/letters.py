@@ -63,6 +63,7 @@ LETTER_WORDS = {
         "base": "Overdue",
         "interest": "Interest",
         "compensation": "Compensation",
+        "waived": "Penalties waived: {numbers}.",
         "pay_to": "Payment by bank transfer to {name}, IBAN {iban}, BIC {bic}, quoting the invoice numbers.",
         "issued": "Issued on",
         "due": "Due on",
@@ -90,6 +91,7 @@ LETTER_WORDS = {
         "base": "Échu",
         "interest": "Intérêts",
         "compensation": "Indemnité",
+        "waived": "Pénalités abandonnées : {numbers}.",
         "pay_to": "Règlement par virement à {name}, IBAN {iban}, BIC {bic}, en rappelant les numéros de facture.",
         "issued": "Émise le",
         "due": "Échéance",
@@ -213,6 +215,11 @@ def _penalty_table(facts: AccountFacts, language: str, locale: str) -> str:
         f'<th class="num">{html.escape(w["compensation"])}</th></tr></thead><tbody>{"".join(rows)}'
         f'</tbody><tfoot><tr><td colspan="4">{html.escape(m["penalties_total"])}</td>'
         f'<td class="num">{html.escape(total)}</td></tr></tfoot></table>'
+        + (
+            f"<p>{html.escape(w['waived'].format(numbers=', '.join(x.number for x in p.waived)))}</p>"
+            if p.waived
+            else ""
+        )
     )
 
 

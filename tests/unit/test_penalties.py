@@ -293,3 +293,24 @@ def test_fixed_rate_and_unknown_rates():
     )
     assert not result.interest_computed and result.lines[0].interest is None
     assert result.totals == {"EUR": eur("40.00")}
+
+
+def test_the_letter_shows_the_same_lines_and_names_the_waived_claims():
+    from receivables.dunning.letters import _penalty_table
+    from receivables.dunning.messages import AccountFacts
+
+    company = company_with("france", locale="en_GB")
+    on = D("2025-06-30")
+    book = ClaimBook(
+        reductions={2: [(D("2025-04-20"), 100000)]},
+        paid_late=[PaidLate(2, "F-2", D("2025-03-31"), eur("1000.00"), "paid")],
+        claims={3: ClaimRecord(waived=True, reason="goodwill")},
+    )
+    st = statement(company, on, invoice("500.00", "2025-03-31", on, n=3))
+    facts = AccountFacts(
+        statement=st, penalties=penalties_for(st, terms(company), book), collector=None, contacts=[]
+    )
+    html = _penalty_table(facts, "en", "en_GB")
+    # F-2, paid 20 days late: 7.21 + 40.00 (as in the test above); F-3's claim is waived.
+    assert '<td>F-2</td><td class="num">20</td>' in html and "€7.21" in html
+    assert "€47.21" in html and "Penalties waived: F-3." in html
