@@ -87,6 +87,7 @@ PAY_FR = {
     "A payment is waiting for your bank's confirmation: finish or cancel it": "Un paiement attend la confirmation de votre banque : terminez-le ou annulez-le",
     "Its invoices cannot be paid again until it is finished or canceled. Canceling takes no money.": "Ses factures ne peuvent pas être payées à nouveau tant qu'il n'est pas terminé ou annulé. L'annulation ne débite rien.",
     "Finish with my bank": "Terminer avec ma banque",
+    "Finish or cancel it": "Le terminer ou l'annuler",
     "Cancel this payment": "Annuler ce paiement",
     "Started": "Commencé",
     "The payment was canceled: its invoices can be paid again.": "Le paiement a été annulé : ses factures peuvent être payées à nouveau.",

@@ -192,6 +192,9 @@ async def test_an_abandoned_3d_secure_step_is_shown_canceled_at_stripe_and_relea
         page = await http.get("/p/pay")
         assert "waiting for your bank&#39;s confirmation" in page.text
         assert f'value="{item.id}"' not in page.text  # not payable twice meanwhile
+        result = await http.get(f"/p/pay/done/{op.key}")  # the result page says so too
+        assert "waiting for your bank&#39;s confirmation" in result.text
+        assert "Finish or cancel it" in result.text
         finish = await http.post(
             "/p/pay/finish", data={"key": op.key}, headers={"x-csrftoken": csrf}
         )
