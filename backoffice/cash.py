@@ -108,7 +108,7 @@ async def _apply(request: Request, kind: str, source_id: int) -> Template | Redi
             source_id,
             values=values,
             errors={p.field: p.message for p in exc.problems},
-            status_code=400,
+            status_code=422,
         )
     money = await cash.source(kind, source_id)
     left = f" {money.left.format()} is left to apply." if money.left.minor else ""

@@ -299,7 +299,7 @@ async def apply(kind: str, source_id: int, amounts: dict[int, str], actor: Actor
             problems.append(
                 FieldProblem(
                     field,
-                    f"{item.number} has only {format_minor(item.open_minor, currency)} open",
+                    f"only {format_minor(item.open_minor, currency)} open",
                 )
             )
         else:

@@ -124,14 +124,14 @@ async def test_finance_applies_a_bank_payment_and_a_credit_note_and_every_face_a
         # Checked to the cent: more than an invoice's open amount, more than the money, or an
         # amount that is not one: nothing applied, the values kept, each problem named.
         for amounts, message in (
-            ({f1.id: "1000.01", f2.id: "0"}, "F-1 has only €1,000.00 open"),
+            ({f1.id: "1000.01", f2.id: "0"}, "F-1: only €1,000.00 open"),
             ({f1.id: "1000.00", f2.id: "250.01"}, "is more than the €1,250.00 left"),
             ({f1.id: "1,000", f2.id: ""}, "an amount in EUR like 120 or 120.50"),
             ({f1.id: "", f2.id: ""}, "enter an amount for at least one invoice"),
         ):
             form = {"_csrf_token": token, **{f"amount_{k}": v for k, v in amounts.items()}}
             refused = await bo.post(url, data=form)
-            assert refused.status_code == 400, refused.text[:300]
+            assert refused.status_code == 422, refused.text[:300]
             assert message in refused.text and "Nothing was applied" in refused.text
             for item_id, value in amounts.items():
                 assert _form(refused.text)[f"amount_{item_id}"] == value
