@@ -56,7 +56,15 @@ CATEGORIES = (
     Category(
         "payment",
         "Payments",
-        ("allocation.", "payment.", "refund.", "payout.", "credit_note.", "write_off."),
+        (
+            "allocation.",
+            "payment.",
+            "refund.",
+            "payout.",
+            "credit_note.",
+            "write_off.",
+            "penalty.",
+        ),
     ),
     Category("account", "Account", ("account.", "contact.", "portal_link.", "dunning.")),
     Category("erp", "ERP updates", ("import.", "api.")),
@@ -245,6 +253,20 @@ def describe(event: TimelineEvent) -> str:
         return f"Remainder {_amount(d)} written off: {d.get('reason', '')}"
     if kind == "write_off.reversed":
         return f"Write-off of {_amount(d)} undone: {d.get('reason', '')}"
+    if kind == "penalty.waived":
+        figures = " + ".join(
+            f"{d[k]} {d.get('currency', '')}".strip()
+            for k in ("interest", "compensation")
+            if d.get(k)
+        )
+        claim = f" ({figures})" if figures else ""
+        return f"Penalty claim on {d.get('invoice', '')} waived{claim}: {d.get('reason', '')}"
+    if kind == "penalty.invoiced":
+        claims = ", ".join(str(c.get("invoice", "")) for c in d.get("claims") or [])
+        return (
+            f"Penalties invoiced as {d.get('number', '')}: {d.get('amount', '')} "
+            f"{d.get('currency', '')} (late {claims})"
+        )
     if kind == "allocation.reversed":
         return f"Payment {_amount(d)} taken back: {d.get('reason', '')}".rstrip(": ")
     if kind.startswith(("import.", "api.")):

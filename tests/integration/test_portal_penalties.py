@@ -17,6 +17,7 @@ from receivables.ledger.allocations import allocate
 from receivables.ledger.penalties import invoice_penalties, waive_claim
 from receivables.ledger.statement import build_statement
 from receivables.ledger.tables import Allocation, Company, Item, ItemKind, Payment
+from receivables.ledger.timeline import customer_timeline, describe
 from receivables.money import Money
 from tests.factories import make_company, make_customer, make_item, make_payment
 from tests.integration.test_backoffice import make_staff, sign_in
@@ -98,6 +99,9 @@ async def test_partial_late_waived_and_invoiced_claims(db):
         )
     ]
     assert "penalty.waived" in kinds and "penalty.invoiced" in kinds
+    told = [describe(e) for e in (await customer_timeline(customer.id, category="payment")).events]
+    assert "Penalty claim on D waived (21.62 EUR + 40.00 EUR): goodwill" in told
+    assert "Penalties invoiced as PEN-B1-1: 93.69 EUR (late A, B)" in told
 
 
 async def test_a_credit_note_counts_from_the_day_it_was_applied(db):
