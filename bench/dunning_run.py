@@ -313,6 +313,29 @@ def rss_mib() -> float:
     return 0.0
 
 
+def backend_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each of these processes (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+async def backends(database: str) -> list[int]:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    finally:
+        await admin.close()
+    return [r["pid"] for r in rows]
+
+
 class Memory:
     """RSS sampled every 100 ms while a run goes on: flat memory shows as a peak close to
     the start and quarters that do not climb."""
@@ -395,10 +418,19 @@ async def bench(name: str, customers: int, per_customer: int, folder: Path) -> N
         del rows  # the fixture's lists are not the run's memory
         gc.collect()
         memory = Memory()
+        pg_before = backend_cpu(await backends(pg_name)) if pg_name else {}
         t0, c0 = time.perf_counter(), time.process_time()
         async with memory.sampling():
             report = await run_dunning(TODAY, settings, triggered_by="bench")
         t_run, c_run = time.perf_counter() - t0, time.process_time() - c0
+        if pg_name:
+            pg_after = backend_cpu(await backends(pg_name))
+            pg_cpu = sum(v - pg_before.get(pid, 0.0) for pid, v in pg_after.items())
+            print(
+                f"[{name}] CPU used by the run: {c_run:.1f} s in this process, {pg_cpu:.1f} s in "
+                f"its Postgres backends ({c_run + pg_cpu:.1f} s in all, against {t_run:.1f} s "
+                "of wall time)"
+            )
         print(
             f"[{name}] run {TODAY}: {t_run:.1f} s ({c_run:.1f} s CPU in this process, load "
             f"average {os.getloadavg()[0]:.1f}) for {report.customers:,} customers with open "

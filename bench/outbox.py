@@ -163,13 +163,23 @@ async def raw_run(
 
 
 async def bench(
-    name: str, n: int, rounds: int, levels: list[int], folder: Path, server: Server
+    name: str,
+    n: int,
+    rounds: int,
+    levels: list[int],
+    folder: Path,
+    server: Server,
+    synchronous_commit: str = "on",
 ) -> list[float]:
     pg_name = None
     if name == "postgres":
         pg_name = f"relance_bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'CREATE DATABASE "{pg_name}"')
+        if synchronous_commit != "on":  # to measure what the commit's WAL flush costs
+            await admin.execute(
+                f'ALTER DATABASE "{pg_name}" SET synchronous_commit = {synchronous_commit}'
+            )
         await admin.close()
         url = f"postgres://postgres@127.0.0.1:5432/{pg_name}"
     else:
@@ -236,6 +246,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument(
+        "--synchronous-commit",
+        default="on",
+        choices=["on", "off"],
+        help="Postgres: 'off' shows what waiting for each mark's WAL flush costs (not a setting "
+        "to run with: a database crash would lose the last marks)",
+    )
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     server = Server()
@@ -243,7 +260,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for name in args.engines.split(","):
                 asyncio.run(
-                    bench(name.strip(), args.messages, args.rounds, levels, Path(tmp), server)
+                    bench(
+                        name.strip(),
+                        args.messages,
+                        args.rounds,
+                        levels,
+                        Path(tmp),
+                        server,
+                        args.synchronous_commit,
+                    )
                 )
     finally:
         server.stop()

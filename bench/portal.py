@@ -19,7 +19,8 @@ in the same run by the same load generator (httpx over TCP, N connections, fixed
 After a warm-up of both, `--rounds` rounds of `--seconds` per side, the order alternating
 (ours first, then bare first, ...), for the first 100 rows and for all 500; per round the
 ratio ours/bare in requests per second, then p50/p99 over every request of the rounds, the
-median ratio, and each server's RSS and peak RSS (/proc VmHWM).
+median ratio, each server's CPU per request (/proc: holds whatever else the machine runs)
+and its RSS and peak RSS (/proc VmHWM).
 
 Then the 500-row statement PDF: our path (locked URL fetcher, worker thread) against
 WeasyPrint rendering the same HTML directly with its default fetcher.
@@ -381,8 +382,19 @@ class Server:
 # ----------------------------------------------------------------------------- load
 
 
-async def load(base: str, path: str, cookies: dict, seconds: float, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """CPU (user + system) a process has used so far, from /proc: a server's cost per request
+    whatever else the machine runs."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(
+    base: str, path: str, cookies: dict, pid: int, seconds: float, concurrency: int
+) -> dict:
     """`concurrency` connections requesting `path` back to back for `seconds`."""
+    cpu_before = cpu_seconds(pid)
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -401,7 +413,13 @@ async def load(base: str, path: str, cookies: dict, seconds: float, concurrency:
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return {"latencies": latencies, "rps": len(latencies) / elapsed, "errors": errors}
+    cpu = cpu_seconds(pid) - cpu_before
+    return {
+        "latencies": latencies,
+        "rps": len(latencies) / elapsed,
+        "errors": errors,
+        "cpu_ms": 1000 * cpu / max(1, len(latencies)),
+    }
 
 
 def summary(runs: list[dict]) -> dict:
@@ -412,6 +430,7 @@ def summary(runs: list[dict]) -> dict:
         "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
         "rps": statistics.median(run["rps"] for run in runs),
         "errors": sum(run["errors"] for run in runs),
+        "cpu_ms": statistics.median(run["cpu_ms"] for run in runs),
     }
 
 
@@ -427,16 +446,16 @@ def memory_mib(pid: int) -> tuple[float, float]:
 
 
 async def compare(
-    ours: tuple[str, str, dict],
-    bare: tuple[str, str, dict],
+    ours: tuple[str, str, dict, int],
+    bare: tuple[str, str, dict, int],
     seconds: float,
     concurrency: int,
     rounds: int,
 ) -> tuple[dict, dict, list[float]]:
     """Warm-up of both, then `rounds` rounds of each, the order alternating (ours first, then
     bare first...): the machine's drift falls on both sides alike."""
-    for base, path, cookies in (ours, bare):
-        await load(base, path, cookies, min(2.0, seconds), concurrency)
+    for side in (ours, bare):
+        await load(*side, min(2.0, seconds), concurrency)
     mine: list[dict] = []
     theirs: list[dict] = []
     ratios = []
@@ -452,7 +471,8 @@ async def compare(
         ratios.append(a["rps"] / b["rps"])
         print(
             f"    round {r + 1} ({'ours' if r % 2 == 0 else 'bare'} first): ours "
-            f"{a['rps']:.1f} req/s, bare {b['rps']:.1f} req/s, ratio {ratios[-1]:.2f}; "
+            f"{a['rps']:.1f} req/s ({a['cpu_ms']:.1f} ms CPU each), bare {b['rps']:.1f} req/s "
+            f"({b['cpu_ms']:.1f} ms CPU each), ratio {ratios[-1]:.2f}; "
             f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
@@ -547,8 +567,8 @@ async def bench_engine(
             for label, query in (("first 100 rows", ""), ("all 500 rows", "?rows=all")):
                 print(f"  {engine}, {label}:", flush=True)
                 ours, theirs, ratios = await compare(
-                    (relance.base, "/p/statement" + query, cookies),
-                    (bare.base, "/statement" + query, cookies),
+                    (relance.base, "/p/statement" + query, cookies, relance.proc.pid),
+                    (bare.base, "/statement" + query, cookies, bare.proc.pid),
                     seconds,
                     concurrency,
                     rounds,
@@ -571,8 +591,8 @@ async def bench_engine(
             f"{rounds} alternated rounds of {seconds:.0f} s per side after a warm-up"
         )
         print(
-            f"  {'':<26}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'requests':>10}{'errors':>8}"
-            f"{'ours/bare':>11}"
+            f"  {'':<26}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'CPU ms':>8}{'requests':>10}"
+            f"{'errors':>8}{'ours/bare':>11}"
         )
         for label, ours, theirs, ratios in figures:
             for side, fig in (("relance", ours), ("bare", theirs)):
@@ -585,7 +605,7 @@ async def bench_engine(
                 )
                 print(
                     f"  {side + ', ' + label:<26}{fig['p50']:>9.1f}{fig['p99']:>9.1f}"
-                    f"{fig['rps']:>9.1f}{fig['n']:>10}{fig['errors']:>8}{extra}"
+                    f"{fig['rps']:>9.1f}{fig['cpu_ms']:>8.1f}{fig['n']:>10}{fig['errors']:>8}{extra}"
                 )
         for side, (rss, peak) in memory.items():
             print(

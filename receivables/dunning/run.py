@@ -455,6 +455,19 @@ async def _process_batch(
             )
 
         state = state_now()
+        ends = state.to_pay_anchor is None and customer["escalation_started_on"] is not None
+        if not ends:
+            # Most accounts have nothing due today or wait: decided without a statement.
+            try:
+                decision = decide(steps, state)
+            except Exception:
+                report.failed += 1
+                log.exception("dunning run: customer %s failed; retried next run", customer["id"])
+                continue
+            if isinstance(decision, Wait):
+                report.waiting += 1
+            if not isinstance(decision, Make):
+                continue
         # One customer's failure (a bad address, a broken document) must not cost the
         # others their reminders: its work is rolled back alone and retried next run.
         transaction = current_engine().current_transaction.get()
@@ -462,10 +475,9 @@ async def _process_batch(
         savepoint = await transaction.savepoint()
         before = (report.created, report.queued, report.cancelled, report.held)
         try:
-            if state.to_pay_anchor is None and customer["escalation_started_on"] is not None:
+            if ends:
                 await _end_escalation(customer, actions, on, actor, report)
-                state = state_now()
-            decision = decide(steps, state)
+                decision = decide(steps, state_now())
             if isinstance(decision, Wait):
                 report.waiting += 1
             elif isinstance(decision, Make):
