@@ -173,5 +173,7 @@ async def test_portal_and_back_office_show_one_figure(pclient, portal_settings):
     assert r.status_code == 303
     penalty = await Item.objects().get((Item.customer == customer.id) & (Item.kind == "penalty"))
     assert penalty.total_minor == 4999
+    page = await pclient.get(f"/backoffice/items/{penalty.id}")
+    assert f"Penalty invoice {penalty.number}" in page.text
     html = (await open_visit(pclient, account)).text
     assert penalty.number in html and "Total penalties" not in html
