@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 WIDTH = 420
 HEIGHT = 220
-LEFT = 64
+LEFT = 70
 """Room for the amounts on the axis."""
 RIGHT = 10
 TOP = 12
@@ -63,11 +63,12 @@ class Chart:
 
 
 def nice_ceiling(value: float) -> float:
-    """1, 2, 2.5 or 5 times a power of ten, at least `value` (1 for nothing)."""
+    """A round axis top (1, 2, 4, 6 or 8 times a power of ten: its quarters are round too),
+    at least `value` (1 for nothing)."""
     if value <= 0:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):
         if value <= step * power:
             return step * power
     return 10 * power
@@ -83,20 +84,23 @@ def bars(
     series: Sequence[tuple[str, str, Sequence[float | None]]],
     fmt: Callable[[float], str],
     titles: Callable[[int, int, float], str] | None = None,
+    width: int = WIDTH,
 ) -> Chart:
     """Grouped vertical bars: `series` is (css class, name, one value per label; None: no
     bar). `titles(series, label, value)` gives each bar's hover text."""
-    chart = Chart(kind="bars", title=title, legend=[(css, name) for css, name, _ in series])
+    chart = Chart(
+        kind="bars", title=title, width=width, legend=[(css, name) for css, name, _ in series]
+    )
     values = [v for _, _, vs in series for v in vs if v is not None]
     top = nice_ceiling(max(values, default=0))
-    plot_w = WIDTH - LEFT - RIGHT
+    plot_w = width - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     chart.ticks = _ticks(top, plot_h, fmt)
     n = max(len(labels), 1)
     slot = plot_w / n
     group = slot * 0.78
     each = group / max(len(series), 1)
-    every = max(1, math.ceil(n / 8))
+    every = max(1, math.ceil(n / (8 * width / WIDTH)))
     for i, label in enumerate(labels):
         x0 = LEFT + slot * i + (slot - group) / 2
         for s, (css, name, vs) in enumerate(series):
@@ -143,7 +147,7 @@ def lines(
         if points:
             chart.lines.append((css, " ".join(points)))
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        if (n - 1 - i) % every == 0:  # the latest is always named
             chart.labels.append(
                 Shape(LEFT + step * i + step / 2, HEIGHT - BOTTOM + 16, title=label)
             )

@@ -28,6 +28,14 @@ from receivables.ledger.tables import Company
 from receivables.money import Money, check_currency, exponent
 from receivables.portal.tables import DISPUTE_REASONS
 
+SHORT_AGING = {
+    "not_due": "Not due",
+    "1-30": "1-30",
+    "31-60": "31-60",
+    "61-90": "61-90",
+    "90+": "> 90",
+}
+"""Under the bars: the days past due (the table beside says it in words)."""
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -73,8 +81,8 @@ def _charts(d: Dashboard, cur: str) -> dict[str, charts.Chart]:
     out: dict[str, charts.Chart] = {}
     buckets = d.aging.get(cur, {})
     out["aging"] = charts.bars(
-        f"Aging on {d.aging_on:%d %b %Y}, {cur}",
-        [AGING_LABELS[b] for b in BUCKETS],
+        f"Aging on {d.aging_on:%d %b %Y}, {cur}: open invoices by days past due",
+        [SHORT_AGING[b] for b in BUCKETS],
         [("bar-a", "Open", [buckets.get(b, 0) for b in BUCKETS])],
         fmt,
     )
@@ -106,6 +114,7 @@ def _charts(d: Dashboard, cur: str) -> dict[str, charts.Chart]:
         weeks,
         [("bar-b", "Forecast", forecast), ("bar-a", "Collected", actual)],
         fmt,
+        width=2 * charts.WIDTH,
     )
     disputes = d.disputes.get(cur)
     reasons = list(disputes.by_reason.items()) if disputes else []

@@ -351,6 +351,49 @@ def make_plan(today: date, seed_value: int = SEED) -> Plan:
     return plan
 
 
+EARLIER_MONTHS = 18
+"""How far back the demo's invoices go: the months before the last six (issued, then paid)
+give the dashboard's 12-month trends something to show, from a ledger already running."""
+
+
+def add_earlier_months(plan: Plan, seed_value: int = SEED) -> None:
+    """Invoices issued 6 to 18 months before today, all paid before the replayed weeks,
+    later the further back (collections improved since): the ledger a team would have.
+    Drawn from a generator of their own, so the rest of the plan stays the same."""
+    rnd = random.Random(seed_value + 12)
+    today = plan.today
+    before_replay = today - timedelta(days=HISTORY_DAYS + 1)
+    number = 23000
+    earliest = (EARLIER_MONTHS - 6) * 30
+    for index, customer in enumerate(plan.customers):
+        for _ in range(rnd.randint(3, 5) * (EARLIER_MONTHS - 6) // 6):
+            number += 1
+            age = rnd.randint(181, 180 + earliest)
+            issue = today - timedelta(days=age)
+            due = issue + timedelta(days=rnd.choice([30, 45, 60]))
+            minor = to_minor(Decimal(rnd.randint(12000, 950000)) / 100, "EUR")
+            item = PlannedItem(
+                f"F{number}", index, ItemKind.invoice.value, issue, due, "EUR", minor
+            )
+            plan.items.append(item)
+            plan.by_number[item.number] = item
+            delay = _delay(customer.profile, due, due, rnd)
+            if delay is None:
+                delay = rnd.randint(45, 120)  # paid in the end: a lawyer's letter, a plan
+            # The further back, the later the same customers paid (up to 80%): collections
+            # improved since.
+            slower = 1 + 0.8 * (age - 180) / max(earliest, 1)
+            paid_on = min(due + timedelta(days=round(max(delay, 0) * slower)), before_replay)
+            method = (
+                Payment.Method.direct_debit.value
+                if customer.profile == PayerProfile.automatic
+                else Payment.Method.transfer.value
+            )
+            plan.payments.append(
+                PlannedPayment(index, paid_on, method, "EUR", minor, ((item.number, minor),))
+            )
+
+
 # ------------------------------------------------------------------ writing the ledger
 
 

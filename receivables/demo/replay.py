@@ -52,6 +52,7 @@ from receivables.dunning.sending import snapshot_of
 from receivables.dunning.tables import ActionStatus, Channel, Level
 from receivables.errors import ReceivablesError
 from receivables.history import Actor
+from receivables.insight.snapshots import rebuild as rebuild_insight
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Item, ItemKind, ItemStatus, PayerProfile, Payment
 from receivables.mail.tables import OutboxMessage
@@ -81,6 +82,7 @@ from .data import (
     DemoSummary,
     Plan,
     PlannedPayment,
+    add_earlier_months,
     ascii_fold,
     create_company,
     insert_items,
@@ -268,8 +270,11 @@ class Replay:
         earlier = sorted(
             (p for p in self.plan.payments if p.on < start), key=lambda p: (p.on, p.customer)
         )
-        for n, payment in enumerate(earlier, start=1):
-            await record_payment(self.summary, payment, f"VIR-{n:05d}", self.erp)
+        # In batches: on SQLite a commit per payment would cost more than the payments.
+        for first in range(0, len(earlier), 100):
+            async with atomic():
+                for n, payment in enumerate(earlier[first : first + 100], start=first + 1):
+                    await record_payment(self.summary, payment, f"VIR-{n:05d}", self.erp)
         for payment in self.plan.payments:
             if start <= payment.on < self.today:
                 self.schedule(payment.on, self._planned_payment(payment))
@@ -1206,6 +1211,7 @@ async def build(
     """
     today = today or company_clock.today_in(COMPANY_TIMEZONE)
     plan = make_plan(today, seed_value)
+    add_earlier_months(plan, seed_value)
     days = HISTORY_DAYS
     start = today - timedelta(days=days)
     wall = WallClock(COMPANY_TIMEZONE)
@@ -1230,6 +1236,8 @@ async def build(
         progress(days + 1, days + 1)
     summary.agenda = await agenda_counts(summary, today)
     summary.replay = replay.report
+    # The dashboard's trends and past forecasts, as `relance insight rebuild` makes them.
+    await rebuild_insight(today)
     return summary
 
 

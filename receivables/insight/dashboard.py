@@ -74,5 +74,7 @@ async def dashboard(
         promises=await f.promises(scope, today),
         workload=await f.workload(scope, today),
         trend=await snapshots.trend(scope, today),
-        versus=await snapshots.forecast_vs_actual(scope, today),
+        versus=await snapshots.forecast_vs_actual(
+            scope, today, collected=nightly.collected if kept else None
+        ),
     )

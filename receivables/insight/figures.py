@@ -18,7 +18,7 @@ from typing import Any
 
 from receivables.db import is_postgres
 from receivables.dunning.tables import OPEN_ACTION_STATUSES
-from receivables.ledger.statement import BUCKETS, bucket_for, not_held_sql, promise_floor
+from receivables.ledger.statement import BUCKETS, not_held_sql, promise_floor
 from receivables.ledger.tables import Item
 
 DEFINITIONS: dict[str, str] = {
@@ -416,23 +416,34 @@ class Disputes:
 
 
 async def disputes(scope: Scope, on: date) -> dict[str, Disputes]:
-    q = _Query().add(
-        "SELECT i.currency, i.dispute_reason, i.due_date, i.open_minor FROM item i "
-        "WHERE i.status = 'disputed' AND i.kind = 'invoice' AND i.open_minor > 0"
-    )
-    q.scope(scope)
+    """Open disputed invoices per currency, by reason and by days past due (one query)."""
+    q = _Query().add("SELECT i.currency, i.dispute_reason AS reason")
+    for n, (_, low, high) in enumerate(_bucket_bounds(on)):
+        conds, args = [], []
+        if low is not None:
+            conds.append("i.due_date >= {}")
+            args.append(low)
+        if high is not None:
+            conds.append("i.due_date <= {}")
+            args.append(high)
+        cond = " AND ".join(conds)
+        q.add(f", SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS n{n}", *args)
+        q.add(f", SUM(CASE WHEN {cond} THEN i.open_minor ELSE 0 END) AS m{n}", *args)
+    q.add(" FROM item i WHERE i.status = 'disputed' AND i.kind = 'invoice' AND i.open_minor > 0")
+    q.scope(scope).add(" GROUP BY i.currency, i.dispute_reason")
     out: dict[str, Disputes] = {}
     for row in await q.rows():
         d = out.setdefault(row["currency"], Disputes(currency=row["currency"]))
-        amount = _int(row["open_minor"])
-        reason = row["dispute_reason"] or "other"
-        age = bucket_for((on - _date(row["due_date"])).days)
-        d.count += 1
-        d.amount_minor += amount
+        counts = [_int(row[f"n{n}"]) for n in range(len(BUCKETS))]
+        amounts = [_int(row[f"m{n}"]) for n in range(len(BUCKETS))]
+        reason = row["reason"] or "other"
         c, a = d.by_reason.get(reason, (0, 0))
-        d.by_reason[reason] = (c + 1, a + amount)
-        c, a = d.by_age.get(age, (0, 0))
-        d.by_age[age] = (c + 1, a + amount)
+        d.by_reason[reason] = (c + sum(counts), a + sum(amounts))
+        d.count += sum(counts)
+        d.amount_minor += sum(amounts)
+        for n, bucket in enumerate(BUCKETS):
+            c, a = d.by_age.get(bucket, (0, 0))
+            d.by_age[bucket] = (c + counts[n], a + amounts[n])
     for d in out.values():
         d.by_reason = dict(sorted(d.by_reason.items(), key=lambda kv: (-kv[1][1], kv[0])))
         d.by_age = {b: d.by_age.get(b, (0, 0)) for b in BUCKETS}
@@ -703,16 +714,34 @@ async def forecast(scope: Scope, on: date, *, rebuilt: bool = False) -> dict[str
     return dict(sorted(out.items()))
 
 
-async def collected(scope: Scope, start: date, end: date) -> dict[str, int]:
-    """Payments received between two dates (both included), per currency."""
-    q = _Query().add(
-        "SELECT i.currency, SUM(i.amount_minor) AS m FROM payment i "
-        "WHERE i.received_on >= {} AND i.received_on <= {}",
-        start,
-        end,
+async def collected(scope: Scope, weeks: list[date]) -> dict[str, list[tuple[date, int]]]:
+    """Payments received in each week (Monday to Sunday) from these Mondays, per currency,
+    in one pass."""
+    if not weeks:
+        return {}
+    q = _Query().add("SELECT i.currency")
+    for n, start in enumerate(weeks):
+        q.add(
+            f", SUM(CASE WHEN i.received_on >= {{}} AND i.received_on <= {{}} "
+            f"THEN i.amount_minor ELSE 0 END) AS w{n}",
+            start,
+            start + timedelta(days=6),
+        )
+    q.add(
+        " FROM payment i WHERE i.received_on >= {} AND i.received_on <= {}",
+        min(weeks),
+        max(weeks) + timedelta(days=6),
     )
     q.scope(scope).add(" GROUP BY i.currency")
-    return {r["currency"]: _int(r["m"]) for r in await q.rows()}
+    return {
+        r["currency"]: [(w, _int(r[f"w{n}"])) for n, w in enumerate(weeks)] for r in await q.rows()
+    }
+
+
+def past_weeks(on: date, count: int = 8) -> list[date]:
+    """The Mondays of the `count` full weeks before the week of `on`."""
+    this_week = week_start(on)
+    return [this_week - timedelta(days=7 * k) for k in range(count, 0, -1)]
 
 
 # ------------------------------------------------------------------ all of it
@@ -728,10 +757,13 @@ class Nightly:
     ratios: dict[str, Ratios]
     top: dict[str, list[TopAccount]]
     forecasts: dict[str, Forecast]
+    collected: dict[str, list[tuple[date, int]]]
+    """Payments received in each of the 8 full weeks before, per currency."""
 
     @property
     def currencies(self) -> list[str]:
-        return sorted(set(self.balances) | set(self.ratios) | set(self.forecasts))
+        found = set(self.balances) | set(self.ratios) | set(self.forecasts)
+        return sorted(found | set(self.collected))
 
     def to_json(self) -> dict[str, Any]:
         def plain(value: Any) -> Any:
@@ -793,6 +825,10 @@ class Nightly:
                 )
                 for c, f in data["forecasts"].items()
             },
+            collected={
+                c: [(date.fromisoformat(w), m) for w, m in weeks]
+                for c, weeks in data.get("collected", {}).items()
+            },
         )
 
 
@@ -805,4 +841,5 @@ async def nightly(scope: Scope, on: date, period_months: int = 3) -> Nightly:
         ratios=await ratios(scope, on, period_months),
         top=await top_accounts(scope, on),
         forecasts=await forecast(scope, on),
+        collected=await collected(scope, past_weeks(on)),
     )

@@ -41,7 +41,7 @@ def _scopes(company_id: int) -> list[f.Scope]:
 
 def _slice(n: f.Nightly, currency: str) -> dict[str, Any]:
     data = n.to_json()
-    for key in ("balances", "ratios", "top", "forecasts"):
+    for key in ("balances", "ratios", "top", "forecasts", "collected"):
         data[key] = {c: v for c, v in data[key].items() if c == currency}
     return data
 
@@ -165,8 +165,8 @@ async def latest(scope: f.Scope, on: date) -> Kept | None:
         if merged is None:
             merged = data
         else:
-            for key in ("balances", "ratios", "top", "forecasts"):
-                merged[key].update(data[key])
+            for key in ("balances", "ratios", "top", "forecasts", "collected"):
+                merged[key].update(data.get(key, {}))
     if merged is None:
         return None
     return Kept(taken_on=f._date(last["taken_on"]), nightly=f.Nightly.from_json(merged))
@@ -233,17 +233,20 @@ class WeekVersus:
 
 
 async def forecast_vs_actual(
-    scope: f.Scope, on: date, weeks: int = PAST_FORECAST_WEEKS
+    scope: f.Scope,
+    on: date,
+    weeks: int = PAST_FORECAST_WEEKS,
+    collected: dict[str, list[tuple[date, int]]] | None = None,
 ) -> dict[str, list[WeekVersus]]:
     """The last `weeks` full weeks: forecast made at the start of each against the
-    payments received in it, per currency."""
-    this_week = f.week_start(on)
-    starts = [this_week - timedelta(days=7 * k) for k in range(weeks, 0, -1)]
+    payments received in it, per currency (`collected`: already counted, e.g. last night)."""
+    starts = f.past_weeks(on, weeks)
     kept: dict[tuple[str, date], tuple[date, int]] = {}
     if scope.snapshot_key:
         where = _company_is(ForecastSnapshot.company, scope.company_id) & (
             ForecastSnapshot.week_start.is_in(starts)
         )
+        where &= ForecastSnapshot.made_on <= starts[-1]
         if scope.currency:
             where &= ForecastSnapshot.currency == scope.currency
         for row in await ForecastSnapshot.select(
@@ -258,10 +261,9 @@ async def forecast_vs_actual(
             key = (row["currency"], start)
             if key not in kept or made > kept[key][0]:
                 kept[key] = (made, int(row["expected_minor"]))
-    actual: dict[str, dict[date, int]] = {}
-    for start in starts:
-        for cur, minor in (await f.collected(scope, start, start + timedelta(days=6))).items():
-            actual.setdefault(cur, {})[start] = minor
+    if collected is None or [w for w, _ in next(iter(collected.values()), [])] != starts:
+        collected = await f.collected(scope, starts)
+    actual = {cur: dict(weeks) for cur, weeks in collected.items()}
     currencies = sorted({c for c, _ in kept} | set(actual))
     return {
         cur: [
