@@ -15,7 +15,7 @@ from backoffice.agenda import framed, framed_problems
 from backoffice.calls import CALL_CHOICES, listed, read_call
 from backoffice.forms import checked, errors_of, form_values, optional_date, optional_int, text
 from backoffice.pages import done, fragment, is_fragment, render, staff
-from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles
+from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles, safe_next
 from receivables.access.staff_accounts import active_collectors
 from receivables.access.tables import PortalLink, StaffUser
 from receivables.clock import company_today, customer_today
@@ -24,6 +24,11 @@ from receivables.dunning.escalation import (
     escalation_view,
     reset_escalation,
     set_escalation_step,
+)
+from receivables.dunning.payer_profiles import (
+    accept_suggestion,
+    profile_label,
+    profile_suggestions,
 )
 from receivables.dunning.scenarios import LEVEL_LABELS, scenario_name
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
@@ -106,10 +111,14 @@ def _query(raw: dict[str, str], **changes_: Any) -> str:
 @get("/customers", name="bo:customers", opt=roles(ALL_STAFF))
 async def customer_list(request: Request) -> Template:
     filters, raw = _filters(request)
-    result = await list_customers(filters, await company_today())
+    today = await company_today()
+    result = await list_customers(filters, today)
     context = {
         "page_title": "Customers",
         "result": result,
+        # The page's rows only: a few set-based queries whatever the number of customers.
+        "suggestions": await profile_suggestions([r.id for r in result.rows], today),
+        "list_url": _query(raw, page=result.page if result.page > 1 else ""),
         "raw": raw,
         "filtered": any(raw[k] for k in raw if k != "sort"),
         "prev_url": _query(raw, page=result.page - 1) if result.page > 1 else None,
@@ -174,6 +183,7 @@ async def _account_context(
         "collector": collector,
         "credit_limit": credit_limit,
         "scenario": await scenario_name(customer.scenario),
+        "profile_suggestion": (await profile_suggestions([customer_id], today))[customer_id],
         "contacts": contacts,
         "links": links,
         "contact_email": contact_email,
@@ -247,6 +257,37 @@ async def assign(request: Request, customer_id: FromPath[int]) -> Template | Red
     except InvalidInput as exc:
         return await _account_with_errors(request, customer_id, "assign", values, exc)
     return done(request, account_url(customer_id), "Collector and payer profile saved.")
+
+
+@post(
+    "/customers/{customer_id:int}/payer-profile/accept",
+    name="bo:profile-accept",
+    opt=roles(WORKERS),
+)
+async def profile_accept(request: Request, customer_id: FromPath[int]) -> Redirect:
+    """The payer profile the behaviour suggests, accepted in one click (from the account page
+    or the customer list, which it returns to)."""
+    values = await form_values(request)
+    back = text(values, "back")
+    to = back if back.startswith(f"{PREFIX}/customers") and safe_next(back) == back else ""
+    to = to or account_url(customer_id)
+    try:
+        accepted = await accept_suggestion(
+            customer_id,
+            text(values, "profile"),
+            changes.staff_actor(staff(request)),
+            await customer_today(customer_id),
+        )
+    except (Conflict, InvalidInput) as exc:
+        return done(request, to, str(exc), "warning")
+    message = f"Payer profile set to {profile_label(accepted.suggested or '').lower()}"
+    customer = await Customer.objects().get(Customer.id == customer_id)
+    if customer is not None and customer.scenario:
+        name = await scenario_name(customer.scenario)
+        message += f"; the account keeps its own scenario “{name}”."
+    else:
+        message += "; its default scenario now applies."
+    return done(request, to, message)
 
 
 @post("/customers/{customer_id:int}/block", name="bo:block", opt=roles(WORKERS))
@@ -694,6 +735,7 @@ ROUTES = [
     customer_list,
     account,
     assign,
+    profile_accept,
     block,
     unblock,
     contact_new,

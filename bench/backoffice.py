@@ -307,6 +307,7 @@ async def build(customers: int, items: int, seed: int = 2026) -> None:
         ],
         records=history,
     )
+    await payment_behaviour(conn, today, now)
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
     await conn.execute("VACUUM ANALYZE")
@@ -321,6 +322,44 @@ async def build(customers: int, items: int, seed: int = 2026) -> None:
         f"loaded {counts['c']:,} customers, {counts['i']:,} items ({counts['o']:,} open), "
         f"{counts['k']:,} contacts, {counts['h']:,} history events in {load:.1f} s "
         f"(+ VACUUM ANALYZE {vacuum:.1f} s)"
+    )
+
+
+async def payment_behaviour(conn: asyncpg.Connection, today: date, now: datetime) -> None:
+    """What the payer profile suggestions read: a payment and its allocation for every paid
+    amount (received 5 days early to 40 days late), a promise on one invoice in 20 (kept or
+    broken), and the history event of every disputed invoice."""
+    await conn.execute(
+        "INSERT INTO payment (company, customer, ref, received_on, method, currency, "
+        "amount_minor, unapplied_minor, created_at) "
+        "SELECT company, customer, 'P' || number, due_date + (floor(random() * 46) - 5)::int, "
+        "'transfer', currency, total_minor - open_minor, 0, $1 FROM item "
+        "WHERE kind = 'invoice' AND total_minor > open_minor",
+        now,
+    )
+    await conn.execute(
+        "INSERT INTO allocation (payment, item, amount_minor, created_at) "
+        "SELECT p.id, i.id, p.amount_minor, $1 FROM item i "
+        "JOIN payment p ON p.company = i.company AND p.ref = 'P' || i.number",
+        now,
+    )
+    await conn.execute(
+        "INSERT INTO promise_to_pay (company, customer, item, promised_for, made_on, source, "
+        "status, closed_on, created_at) "
+        "SELECT company, customer, id, due_date + 10, due_date + 5, 'call', "
+        "CASE WHEN id % 3 = 0 THEN 'broken' ELSE 'kept' END, due_date + 13, $2 FROM item "
+        "WHERE id % 20 = 0 AND due_date + 13 < $1",
+        today,
+        now,
+    )
+    await conn.execute(
+        "INSERT INTO history_event (company, occurred_at, actor_kind, actor_label, customer, "
+        "item, kind, details, prev_hash, hash) "
+        "SELECT company, $1::timestamptz - (id % 300) * interval '1 day', 'staff', 'bench', "
+        "customer, id, 'item.status_changed', "
+        '\'{"dispute_reason":"price","from":"open","item":"\' || number || \'","to":"disputed"}\', '
+        "repeat('0', 64), repeat('0', 64) FROM item WHERE status = 'disputed'",
+        now,
     )
 
 
@@ -450,6 +489,23 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             customer_list.Customer.raw = original  # type: ignore[method-assign]
         print(f"\n  list_customers() alone, most overdue first: {took:.1f} ms")
+        # The payer profile suggestions of a page of the list (done live, for its rows only).
+        from receivables.dunning.payer_profiles import profile_suggestions
+
+        today = date.today()
+        page_times = []
+        suggested = 0
+        for page in range(1, n + 1):
+            rows = (await list_customers(CustomerFilters(sort=Sort.name, page=page), today)).rows
+            t0 = time.perf_counter()
+            found = await profile_suggestions([r.id for r in rows], today)
+            page_times.append((time.perf_counter() - t0) * 1000)
+            suggested += sum(1 for s in found.values() if s.suggested)
+        print(
+            f"  profile_suggestions() for a page of 50: p50 {statistics.median(page_times):.1f} ms"
+            f"  p99 {percentile(page_times, 99):.1f} ms  ({suggested} of {n * 50} rows suggest"
+            " another profile)"
+        )
         sql, values = captured[0]
         numbered = iter(range(1, 1000))
         sql = re.sub(r"\{\}", lambda _: f"${next(numbered)}", sql)
