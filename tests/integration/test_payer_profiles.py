@@ -16,9 +16,11 @@ from receivables.dunning.payer_profiles import (
     DISPUTE_PRONE_MIN_DISPUTES,
     ON_TIME_MAX_DAYS,
     PaymentBehaviour,
+    _average,
     months_before,
     profile_for,
     profile_suggestions,
+    suggestion_for,
 )
 from receivables.history import Actor, ActorKind, HistoryEvent
 from receivables.ledger.account_changes import StatusInput, set_item_status
@@ -138,6 +140,22 @@ def test_the_rules_read_in_order():
     assert months_before(date(2026, 3, 15), 6) == date(2025, 9, 15)
     several = PaymentBehaviour(1, b.since, 3, 12, "USD", several_currencies=True)
     assert "(amount-weighted, USD invoices)" in several.reason
+    # Never added across currencies: EUR 30000 x days / 3000 = 10, USD 20000 / 1000 = 20 (the
+    # latest-paying currency is the figure); 12.5 rounds half up to 13.
+    assert _average(
+        [
+            {"currency": "EUR", "paid_minor": 3000, "weighted": 30000},
+            {"currency": "USD", "paid_minor": 1000, "weighted": 20000},
+        ]
+    ) == (20, "USD")
+    assert _average([{"currency": "EUR", "paid_minor": 200, "weighted": 2500}]) == (13, "EUR")
+    # What the figures cannot see: insolvency, a direct debit, an approval circuit.
+    bad = b.__class__(1, b.since, 1, 45)
+    assert suggestion_for("insolvent", bad) is None
+    assert suggestion_for("automatic", b) is None and suggestion_for("automatic", bad)
+    assert suggestion_for("administrative", late) is None
+    assert suggestion_for("administrative", bad) == "bad_payer"
+    assert suggestion_for("bad_payer", bad) is None and suggestion_for("negligent", b)
 
 
 async def test_six_months_of_behaviour_suggest_profiles_and_one_click_accepts(
