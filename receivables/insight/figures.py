@@ -263,14 +263,16 @@ async def aging_as_of(scope: Scope, on: date) -> dict[str, dict[str, int]]:
 
 
 def _open_on(q: _Query, scope: Scope, on: date, extra: str = "") -> None:
-    """The sub-select of invoices with what was left open on `on` (`left_minor`)."""
+    """The sub-select of invoices with what was left open on `on` (`left_minor`): the
+    allocations are summed per item once (a hash join), not looked up item by item."""
     end_of_day = datetime.combine(on + timedelta(days=1), time(0), tzinfo=UTC)
     q.add(
-        f"SELECT i.id, i.customer, i.currency, i.due_date{extra}, i.total_minor - COALESCE(("  # noqa: S608
-        "SELECT SUM(a.amount_minor) FROM allocation a JOIN payment p ON p.id = a.payment "
-        "WHERE a.item = i.id AND p.received_on <= {} "
-        "AND (a.reversed_at IS NULL OR a.reversed_at >= {})), 0) AS left_minor "
-        "FROM item i WHERE i.kind = 'invoice' AND i.status <> 'cancelled' "
+        f"SELECT i.id, i.customer, i.currency, i.due_date{extra}, "  # noqa: S608
+        "i.total_minor - COALESCE(paid.m, 0) AS left_minor FROM item i LEFT JOIN ("
+        "SELECT a.item, SUM(a.amount_minor) AS m FROM allocation a "
+        "JOIN payment p ON p.id = a.payment WHERE p.received_on <= {} "
+        "AND (a.reversed_at IS NULL OR a.reversed_at >= {}) GROUP BY a.item) paid "
+        "ON paid.item = i.id WHERE i.kind = 'invoice' AND i.status <> 'cancelled' "
         "AND i.issue_date <= {}",
         on,
         end_of_day,
@@ -464,28 +466,36 @@ class Promises:
 
 
 async def promises(scope: Scope, on: date) -> Promises:
-    """Running promises now; kept and broken among those closed in the last 90 days."""
+    """Running promises now; kept and broken among those closed in the last 90 days (the
+    promises alone are read unless a currency narrows them to their invoices')."""
     result = Promises()
     q = _Query().add(
-        "SELECT p.status, i.currency, COUNT(*) AS n, SUM(i.open_minor) AS m "
-        "FROM promise_to_pay p JOIN item i ON i.id = p.item "
-        "WHERE (p.status = 'running' OR (p.status IN ('kept', 'broken') "
-        "AND p.closed_on > {} AND p.closed_on <= {}))",
+        "SELECT i.currency, COUNT(*) AS n, SUM(i.open_minor) AS m "
+        "FROM promise_to_pay p JOIN item i ON i.id = p.item WHERE p.status = 'running'"
+    )
+    q.scope(scope).add(" GROUP BY i.currency")
+    for row in await q.rows():
+        result.running += _int(row["n"])
+        result.running_minor[row["currency"]] = _int(row["m"])
+    result.running_minor = dict(sorted(result.running_minor.items()))
+    q = _Query().add(
+        "SELECT p.status, COUNT(*) AS n FROM promise_to_pay p "
+        "WHERE p.status IN ('kept', 'broken') AND p.closed_on > {} AND p.closed_on <= {}",
         on - timedelta(days=PROMISE_WINDOW_DAYS),
         on,
     )
-    q.scope(scope).add(" GROUP BY p.status, i.currency")
+    q.scope(Scope(scope.company_id, scope.collector_id), alias="p")
+    if scope.currency:
+        q.add(
+            " AND EXISTS (SELECT 1 FROM item i WHERE i.id = p.item AND i.currency = {})",
+            scope.currency,
+        )
+    q.add(" GROUP BY p.status")
     for row in await q.rows():
-        n = _int(row["n"])
-        if row["status"] == "running":
-            result.running += n
-            cur = row["currency"]
-            result.running_minor[cur] = result.running_minor.get(cur, 0) + _int(row["m"])
-        elif row["status"] == "kept":
-            result.kept += n
+        if row["status"] == "kept":
+            result.kept = _int(row["n"])
         else:
-            result.broken += n
-    result.running_minor = dict(sorted(result.running_minor.items()))
+            result.broken = _int(row["n"])
     return result
 
 
@@ -631,25 +641,40 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-async def average_days_late(scope: Scope, on: date) -> dict[int, int]:
-    """Per customer: amount-weighted days late of the payments received over 6 months."""
+def _late(q: _Query, scope: Scope, on: date) -> None:
+    """The sub-select of (customer, days): amount-weighted days late of the payments
+    received over the 6 months to `on`, rounded half away from zero."""
     days = _days_sql("p.received_on", "i.due_date")
-    q = _Query().add(
-        f"SELECT i.customer, SUM(a.amount_minor * {days}) AS w, SUM(a.amount_minor) AS n "  # noqa: S608
+    q.add(
+        f"SELECT i.customer, ROUND(CAST(SUM(a.amount_minor * {days}) AS {_real()}) "  # noqa: S608
+        "/ SUM(a.amount_minor)) AS days "
         "FROM allocation a JOIN payment p ON p.id = a.payment JOIN item i ON i.id = a.item "
         "WHERE a.reversed_at IS NULL AND p.received_on > {} AND p.received_on <= {}",
         months_before(on, LATE_WINDOW_MONTHS),
         on,
     )
-    q.scope(scope).add(" GROUP BY i.customer")
-    out = {}
-    for row in await q.rows():
-        n = _int(row["n"])
-        if n:
-            out[row["customer"]] = int(
-                (Decimal(_int(row["w"])) / n).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-            )
-    return out
+    q.scope(scope).add(" GROUP BY i.customer HAVING SUM(a.amount_minor) > 0")
+
+
+def _real() -> str:
+    return "NUMERIC" if is_postgres() else "REAL"
+
+
+def _plus_days(day: str, days: str) -> str:
+    if is_postgres():
+        return f"({day} + CAST({days} AS INTEGER))"
+    return f"date({day}, CAST(CAST({days} AS INTEGER) AS TEXT) || ' days')"
+
+
+def _later(a: str, b: str) -> str:
+    return f"GREATEST({a}, {b})" if is_postgres() else f"MAX({a}, {b})"
+
+
+async def average_days_late(scope: Scope, on: date) -> dict[int, int]:
+    """Per customer: amount-weighted days late of the payments received over 6 months."""
+    q = _Query()
+    _late(q, scope, on)
+    return {r["customer"]: int(r["days"]) for r in await q.rows()}
 
 
 @dataclass
@@ -663,29 +688,47 @@ class Forecast:
 
 
 async def forecast(scope: Scope, on: date, *, rebuilt: bool = False) -> dict[str, Forecast]:
-    """The 13-week cash forecast made on `on`, per currency (see DEFINITIONS['forecast']).
+    """The 13-week cash forecast made on `on`, per currency (see DEFINITIONS['forecast']),
+    summed by week in the database.
 
     `rebuilt`: as it would have been made on a past `on` from the ledger's dates (invoices
     open then; past statuses are not recorded by date, so no promise or dispute moves it)."""
-    late = await average_days_late(scope, on)
+    first = week_start(on)
+    q = _Query().add("SELECT x.currency, x.wk, SUM(x.m) AS m FROM (SELECT x.currency, x.m, ")
+    expected = (
+        "CASE WHEN x.status IN ('paid_pending', 'payment_in_progress') "
+        "OR x.pending_answer = 'paid' THEN {} "
+        "WHEN x.status = 'promised' AND x.promise_date IS NOT NULL "
+        "AND x.promise_date >= {} THEN x.promise_date "
+        f"ELSE {_plus_days('x.due_date', 'COALESCE(l.days, 0)')} END"
+    )
+    week = _days_sql(_later(expected, "{}"), "{}")
+    q.add(
+        "CASE WHEN x.status = 'disputed' OR x.pending_answer = 'dispute' THEN -1 "
+        f"ELSE {week} / 7 END AS wk FROM (",
+        on,
+        promise_floor(on),
+        on,
+        first,
+    )
     if rebuilt:
-        q = _Query().add(
-            "SELECT x.customer, x.currency, x.due_date, x.left_minor AS open_minor, "
-            "'open' AS status, NULL AS promise_date, '' AS pending_answer FROM ("
+        q.add(
+            "SELECT o.customer, o.currency, o.due_date, o.left_minor AS m, 'open' AS status, "
+            "CAST(NULL AS DATE) AS promise_date, '' AS pending_answer FROM ("
         )
         _open_on(q, scope, on)
-        q.add(") x WHERE x.left_minor > 0")
+        q.add(") o WHERE o.left_minor > 0")
     else:
-        q = _Query().add(
-            "SELECT i.customer, i.currency, i.due_date, i.open_minor, i.status, "
+        q.add(
+            "SELECT i.customer, i.currency, i.due_date, i.open_minor AS m, i.status, "
             "i.promise_date, i.pending_answer FROM item i WHERE i.kind = 'invoice' "
             "AND i.open_minor > 0 AND i.status <> 'cancelled'"
         )
         q.scope(scope)
-    first = week_start(on)
-    last = first + timedelta(days=7 * FORECAST_WEEKS - 1)
+    q.add(") x LEFT JOIN (")
+    _late(q, scope, on)
+    q.add(") l ON l.customer = x.customer) x GROUP BY x.currency, x.wk")
     out: dict[str, Forecast] = {}
-    floor = promise_floor(on)
     for row in await q.rows():
         cur = row["currency"]
         f = out.get(cur)
@@ -693,24 +736,13 @@ async def forecast(scope: Scope, on: date, *, rebuilt: bool = False) -> dict[str
             f = out[cur] = Forecast(
                 cur, on, [(first + timedelta(days=7 * k), 0) for k in range(FORECAST_WEEKS)]
             )
-        amount = _int(row["open_minor"])
-        status, pending = row["status"], row["pending_answer"]
-        promised = _date(row["promise_date"]) if row["promise_date"] else None
-        if status == "disputed" or pending == "dispute":
+        k, amount = int(row["wk"]), _int(row["m"])
+        if k < 0:
             f.disputed_minor += amount
-            continue
-        if status in ("paid_pending", "payment_in_progress") or pending == "paid":
-            expected = on
-        elif status == "promised" and promised is not None and promised >= floor:
-            expected = promised
-        else:
-            expected = _date(row["due_date"]) + timedelta(days=late.get(row["customer"], 0))
-        expected = max(expected, on)
-        if expected > last:
+        elif k >= FORECAST_WEEKS:
             f.later_minor += amount
-            continue
-        k = (expected - first).days // 7
-        f.weeks[k] = (f.weeks[k][0], f.weeks[k][1] + amount)
+        else:
+            f.weeks[k] = (f.weeks[k][0], f.weeks[k][1] + amount)
     return dict(sorted(out.items()))
 
 
