@@ -21,6 +21,7 @@ from receivables.dunning.defaults import install_defaults
 from receivables.dunning.run import run_dunning
 from receivables.dunning.tables import DunningAction
 from receivables.history import Actor, verify
+from receivables.ledger import cash_application
 from receivables.ledger.allocations import allocate
 from receivables.ledger.statement import build_statement
 from receivables.ledger.tables import Allocation, Item, ItemKind, Payment
@@ -375,3 +376,25 @@ async def test_the_payments_list_is_newest_received_first_across_pages(db, monke
     assert [p.ref for p in first] == ["P3", "P4"]
     second, last = await payment_list.list_payments(before=older)
     assert [p.ref for p in second] == ["P1", "P2"] and last is None
+
+
+async def test_a_bank_overpayment_raises_the_same_exception_as_a_card_one(db):
+    company, customer, _, (f1, *_), _ = await _world()
+    csv = f"Date;Libellé;Montant;Devise;Id\n{TODAY:%d/%m/%Y};VIR F-1;1030,00;EUR;TX-OVER\n"
+    await import_statement(
+        company_id=company.id, filename="o.csv", content=csv.encode(), currency="EUR", actor=FINANCE
+    )
+    line = await BankLine.objects().first()
+    payment_id = await confirm_line(line.id, actor=FINANCE, item_ids=[f1.id])
+    assert await _open(f1) == 0
+    flagged = await FinanceException.objects().get(FinanceException.customer == customer.id)
+    assert (flagged.kind, flagged.amount_minor, flagged.key) == (
+        "overpayment",
+        3000,
+        f"overpayment:BANK-{line.id}",
+    )
+    assert "Cash application" in flagged.detail and "refund" in flagged.action
+    money = await cash_application.unapplied_money(customer_id=customer.id)
+    assert [(m.id, m.left.amount) for m in money if m.kind == "payment"] == [
+        (payment_id, Decimal("30.00"))
+    ]
