@@ -4,11 +4,13 @@ local SMTP server captured (links redacted too). No page here shows a working po
 
 An HTML body is shown in a sandboxed <iframe> whose document comes from its own URL with
 its own policy: no scripts, no network, inline styles only (mail is written that way), and
-framable by the back office alone.
+framable by the back office alone. The sandbox keeps the frame same-origin (nothing can run
+in it) so the back office's script can size it to the whole mail.
 """
 
 from __future__ import annotations
 
+import re
 from email.header import decode_header, make_header
 
 from litestar import Request, Response, get
@@ -28,7 +30,7 @@ FRAMED_HEADERS = {
     "content-security-policy": (
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
         "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; "
-        "sandbox allow-popups allow-popups-to-escape-sandbox"
+        "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox"
     ),
     "x-frame-options": "SAMEORIGIN",
     "referrer-policy": "no-referrer",
@@ -36,10 +38,22 @@ FRAMED_HEADERS = {
 }
 
 
+_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+
+
 def _framed(html: str) -> Response:
     # Links open in a new tab (the frame itself never navigates); still no script, no form.
+    # The doctype comes first, so the mail renders in standards mode as a mail program shows
+    # it (a <base> written before the doctype threw the frame into quirks mode).
+    body = html or "<p>(no HTML part)</p>"
+    if doctype := _DOCTYPE.match(body):
+        body = body[doctype.end() :]
+    base = '<base target="_blank">'
+    head = _HEAD.search(body)
+    body = body[: head.end()] + base + body[head.end() :] if head else base + body
     return Response(
-        content='<base target="_blank">' + (html or "<p>(no HTML part)</p>"),
+        content="<!doctype html>\n" + body,
         media_type="text/html; charset=utf-8",
         headers=FRAMED_HEADERS,
     )

@@ -42,6 +42,29 @@
     }, 2000);
   });
 
+  // A mail's frame (same origin, nothing runs inside it) takes the mail's whole height, so
+  // the page scrolls rather than a box in it.
+  function fitFrame(frame) {
+    var doc;
+    try { doc = frame.contentDocument; } catch (e) { return; }
+    if (!doc || !doc.documentElement || !doc.body) { return; }
+    var root = doc.documentElement;
+    var sideways = root.scrollWidth > root.clientWidth ? 20 : 0;
+    var height = Math.max(root.getBoundingClientRect().height, doc.body.scrollHeight);
+    frame.style.height = Math.ceil(height) + sideways + "px";
+  }
+  function fitFrames() {
+    document.querySelectorAll("iframe[data-fit-content]").forEach(fitFrame);
+  }
+  document.addEventListener("load", function (event) {
+    if (event.target.matches && event.target.matches("iframe[data-fit-content]")) {
+      fitFrame(event.target);
+    }
+  }, true);
+  document.addEventListener("DOMContentLoaded", fitFrames);
+  document.addEventListener("htmx:load", fitFrames);
+  window.addEventListener("resize", fitFrames);
+
   document.addEventListener("change", function (event) {
     var all = event.target.closest("[data-select-all]");
     if (!all) { return; }

@@ -489,6 +489,8 @@ async def test_captured_mail_is_listed_and_rendered_as_received(bo_app, world, d
             "<p>Rich words</p>" in html.text
             and "sandbox" in html.headers["content-security-policy"]
         )
+        # Standards mode: the doctype first, the <base> for links after it.
+        assert html.text.startswith('<!doctype html>\n<base target="_blank">')
     # Outside the demo there is no mail catcher, so no such page.
     from app import create_app
 
