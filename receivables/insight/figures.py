@@ -58,11 +58,12 @@ DEFINITIONS: dict[str, str] = {
     "date shifted by the customer's average days late over 6 months (amount-weighted), never "
     "before today; disputed invoices are left out.",
     "forecast_actual": "Past weeks: what the forecast made at the start of the week expected, "
-    "against the payments actually received that week.",
+    "against the payments actually received that week (credit notes and write-offs applied "
+    "are not money received).",
     "trend": "Overdue and count-back DSO at each month end over 12 months (nightly snapshots; "
     "months rebuilt from history count all past-due invoices: past holds are not recorded).",
     "average_days_late": "Amount-weighted days between due date and payment receipt, over "
-    "payments received in the last 6 months.",
+    "payments received in the last 6 months (credit notes and write-offs left out).",
 }
 
 AGING_LABELS = {
@@ -72,6 +73,8 @@ AGING_LABELS = {
     "61-90": "61-90 days",
     "90+": "Over 90 days",
 }
+NON_CASH_SQL = "'credit_note', 'write_off'"
+"""Payments that carry a credit note or a write-off to invoices: no money came in."""
 COUNT_BACK_MONTHS = 24
 """How far the count-back walks: AR older than two years of sales adds no more days."""
 FORECAST_WEEKS = 13
@@ -649,7 +652,8 @@ def _late(q: _Query, scope: Scope, on: date) -> None:
         f"SELECT i.customer, ROUND(CAST(SUM(a.amount_minor * {days}) AS {_real()}) "  # noqa: S608
         "/ SUM(a.amount_minor)) AS days "
         "FROM allocation a JOIN payment p ON p.id = a.payment JOIN item i ON i.id = a.item "
-        "WHERE a.reversed_at IS NULL AND p.received_on > {} AND p.received_on <= {}",
+        f"WHERE a.reversed_at IS NULL AND p.method NOT IN ({NON_CASH_SQL}) "
+        "AND p.received_on > {} AND p.received_on <= {}",
         months_before(on, LATE_WINDOW_MONTHS),
         on,
     )
@@ -760,7 +764,8 @@ async def collected(scope: Scope, weeks: list[date]) -> dict[str, list[tuple[dat
             start + timedelta(days=6),
         )
     q.add(
-        " FROM payment i WHERE i.received_on >= {} AND i.received_on <= {}",
+        f" FROM payment i WHERE i.method NOT IN ({NON_CASH_SQL}) "  # noqa: S608
+        "AND i.received_on >= {} AND i.received_on <= {}",
         min(weeks),
         max(weeks) + timedelta(days=6),
     )

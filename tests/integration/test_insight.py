@@ -83,7 +83,7 @@ async def build_ledger() -> dict:
     )
     g1 = await inv(gamma, "G1", date(2026, 1, 10), date(2026, 2, 9), "700.00")
     await inv(gamma, "G2", date(2026, 6, 25), date(2026, 7, 25), "900.00")
-    await inv(
+    cn1 = await inv(
         gamma,
         "CN1",
         date(2026, 6, 5),
@@ -148,7 +148,15 @@ async def build_ledger() -> dict:
     b = await make_company(code="B")
     other = await make_customer(b, name="Other")
     await inv(other, "O1", date(2026, 4, 1), date(2026, 5, 1), "100.00")
-    return {"a": a.id, "camille": camille, "alpha": alpha.id, "beta": beta.id, "gamma": gamma.id}
+    return {
+        "a": a.id,
+        "camille": camille,
+        "alpha": alpha.id,
+        "beta": beta.id,
+        "gamma": gamma.id,
+        "cn1": cn1.id,
+        "g1": g1.id,
+    }
 
 
 async def test_every_figure_by_hand(db):
@@ -295,6 +303,19 @@ async def test_every_figure_by_hand(db):
     # A point for each month end from the first invoice (January: G1 alone, 31 days).
     assert sorted(points)[0] == date(2026, 1, 31) and len(points) == 6
     assert points[date(2026, 1, 31)].dso == Decimal("31")
+
+    # Finance applies CN1 (100.00) to G1: through its carrier payment, dated as the credit
+    # note (05/06). G1 owes 600 now and on any date from 05/06; credits drop to P4's 50; no
+    # money came in (the week of 01/06 collected nothing) and Gamma still has no lateness.
+    from receivables.ledger.cash_application import apply
+
+    await apply("credit_note", ids["cn1"], {ids["g1"]: "100.00"}, Actor.system("test"))
+    after = (await f.balances(scope, T))["EUR"]
+    assert (after.buckets["90+"], after.credits_minor) == (eur("1400"), eur("50"))
+    assert (await f.aging_as_of(scope, date(2026, 6, 5)))["EUR"]["90+"] == eur("1500") - eur("100")
+    assert (await f.aging_as_of(scope, date(2026, 6, 4)))["EUR"]["90+"] == eur("1500")
+    assert await f.collected(scope, [date(2026, 6, 1)]) == {}
+    assert ids["gamma"] not in await f.average_days_late(scope, T)
 
     # What the page reads: T's kept figures, the same as computed.
     kept = await snapshots.latest(scope, T + timedelta(days=1))
