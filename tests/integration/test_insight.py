@@ -430,3 +430,27 @@ async def test_the_page_and_the_aged_balance(db, client):
         mine = await client.get(f"/backoffice/dashboard?collector={ids['camille']}")
         assert "Computed now" in mine.text
         assert figure(mine.text, "overdue-EUR") == "€2,700.00"
+
+
+async def test_the_nightly_job_writes_once_after_the_run(sqlite_db):
+    """The worker's job: nothing before the company's run has finished today, then its
+    figures and those of all companies, once."""
+    from receivables.clock import now, today_in
+    from receivables.dunning.tables import DunningRun
+    from receivables.insight.tables import InsightSnapshot
+
+    company = await make_company(code="N")
+    customer = await make_customer(company)
+    await make_item(customer, "100.00", due=today_in("UTC") - timedelta(days=3))
+    assert await snapshots.write_due() == 0
+    run = DunningRun(run_on=today_in("UTC"), company=company.id, triggered_by="test")
+    await run.save()
+    assert await snapshots.write_due() == 0  # started, not finished
+    await DunningRun.update({DunningRun.finished_at: now()}).where(DunningRun.id == run.id)
+    assert await snapshots.write_due() == 2
+    assert await snapshots.write_due() == 0
+    rows = await InsightSnapshot.select(InsightSnapshot.company, InsightSnapshot.overdue_minor)
+    assert sorted((r["company"] or 0, r["overdue_minor"]) for r in rows) == [
+        (0, 10000),
+        (company.id, 10000),
+    ]
