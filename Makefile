@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check app.py cli.py receivables web api portal backoffice webhooks tests bench
 	$(BIN)/mypy
+
+## Words: extract every translatable string (babel.cfg) to the template and merge it into the
+## catalogs receivables/locale/{en,fr}/LC_MESSAGES/messages.po (then translate the new entries)
+LOCALES := receivables/locale
+messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output \
+		-o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages \
+		--no-fuzzy-matching --ignore-obsolete
 
 ## Every benchmark (several minutes; needs Postgres at 127.0.0.1:5432)
 bench: $(VENV)/.installed

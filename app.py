@@ -29,6 +29,7 @@ from receivables.ledger.tables import Company
 from receivables.settings import Settings, get_settings
 from web.client_address import ClientAddressMiddleware
 from web.filters import register_filters
+from web.i18n import install_gettext
 from web.middleware import access_log, security_headers
 
 ROOT = Path(__file__).resolve().parent
@@ -134,7 +135,7 @@ def template_environment() -> Environment:
         lstrip_blocks=True,
     )
     register_filters(env)
-    return env
+    return install_gettext(env)
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool = False) -> Litestar:

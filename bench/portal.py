@@ -285,7 +285,7 @@ def bare_app(url: str, customer_id: int):
         st.invoices.sort(key=lambda i: (not i.overdue, i.due_date, i.id))
         penalties = await statement_penalties(st)
         ctx = page_context(visit.language, company.locale, csrf_token=visit.csrf_token)
-        t = ctx["_"]
+        t = ctx["t"]
         shown = st.invoices if every else st.invoices[:PAGE_ROWS]
         lines = [
             SimpleNamespace(
@@ -510,7 +510,7 @@ async def pdf_figures(url: str, customer_id: int, runs: int) -> dict:
     ctx = page_context("en", view.statement.company.locale)
     ctx.update(
         statement_context(
-            view, None, ctx["_"], ctx["locale"], Listing.parse(None, None, None, "all")
+            view, None, ctx["t"], ctx["locale"], Listing.parse(None, None, None, "all")
         )
     )
     html = template_environment().get_template("documents/statement.html").render(ctx)

@@ -25,10 +25,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from receivables.access.rate_limits import RateLimit, client_bucket
+from receivables.i18n import LANGUAGES, choose_language, locale_for, translator
 from receivables.portal.deep_links import landing
 from receivables.portal.emails import PortalMail
 from receivables.portal.fresh_links import send_fresh_links
-from receivables.portal.i18n import LANGUAGES, choose_language, locale_for, translator
 from receivables.portal.sessions import SESSION_HOURS, Visit, csrf_ok, exchange_link, visit_for
 from receivables.portal.sessions import set_language as remember_language
 from receivables.settings import Settings
@@ -91,7 +91,7 @@ def babel_locale(code: str) -> Locale:
 
 def page_context(language: str, company_locale: str = "", **extra: Any) -> dict[str, Any]:
     return {
-        "_": translator(language),
+        "t": translator(language),
         "lang": language,
         "locale": babel_locale(locale_for(language, company_locale)),
         "languages": LANGUAGES,

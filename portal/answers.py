@@ -27,10 +27,10 @@ FORM_FIELDS = ("kind", "paid_on", "method", "reference", "promise_date", "disput
 MAX_BODY = MAX_PROOF_BYTES + 1024 * 1024
 
 
-def _errors(exc: InvalidInput, t) -> dict[str, str]:
+def _errors(exc: InvalidInput, _) -> dict[str, str]:
     errors: dict[str, str] = {}
     for problem in exc.problems:
-        errors.setdefault(problem.field, t(problem.message))
+        errors.setdefault(problem.field, _(problem.message))
     return errors
 
 
@@ -42,12 +42,12 @@ async def form_context(
     errors: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     ctx = visit_context(visit)
-    t = ctx["_"]
+    _ = ctx["t"]
     items: list[dict] = []
     try:
         items = await answerable_items(visit.customer_id, item_ids)
     except InvalidInput as exc:
-        errors = {**_errors(exc, t), **(errors or {})}
+        errors = {**_errors(exc, _), **(errors or {})}
     today = await customer_today(visit.customer_id)
     ctx.update(
         items=items,
@@ -64,8 +64,8 @@ async def form_context(
         company=company,
         company_name=company.name,
         kind_labels=KINDS,
-        methods_options=[(k, t(v)) for k, v in METHODS.items()],
-        reasons_options=[(k, t(v)) for k, v in REASONS.items()],
+        methods_options=[(k, _(v)) for k, v in METHODS.items()],
+        reasons_options=[(k, _(v)) for k, v in REASONS.items()],
     )
     return ctx
 
@@ -120,7 +120,7 @@ async def answer_submit(request: HTMXRequest, visit: NamedDependency[Visit]) -> 
         )
     except InvalidInput as exc:
         ctx = await form_context(
-            visit, item_ids, listing, values, _errors(exc, visit_context(visit)["_"])
+            visit, item_ids, listing, values, _errors(exc, visit_context(visit)["t"])
         )
         name = "portal/_answer_form.html" if wants_fragment(request) else "portal/answer.html"
         return Template(template_name=name, context=ctx, status_code=422)

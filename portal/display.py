@@ -14,11 +14,11 @@ from typing import Any
 from babel import Locale
 from babel.numbers import format_percent
 
+from receivables.i18n import N_, Translator
 from receivables.ledger.statement import OpenItem
 from receivables.ledger.tables import ItemKind, ItemStatus
 from receivables.portal.account import AccountView
 from receivables.portal.feedback import PendingAnswer
-from receivables.portal.i18n import Translator
 from receivables.portal.sessions import Visit
 from receivables.portal.tables import (
     ANSWER_KINDS,
@@ -42,10 +42,10 @@ REASONS = DISPUTE_REASONS  # the domain's labels: one list for the page, the mai
 METHODS = PAID_METHODS
 KINDS = ANSWER_KINDS
 TYPES = {
-    "invoice": "Invoice",
-    "credit_note": "Credit note",
-    "penalty": "Late-payment penalties",
-    "payment": "Payment",
+    "invoice": N_("Invoice"),
+    "credit_note": N_("Credit note"),
+    "penalty": N_("Late-payment penalties"),
+    "payment": N_("Payment"),
 }
 
 
@@ -97,58 +97,58 @@ class Listing:
         return "descending" if self.order == "desc" else "ascending"
 
 
-def answer_note(pending: PendingAnswer, t: Translator, locale: str | Locale) -> str:
+def answer_note(pending: PendingAnswer, _: Translator, locale: str | Locale) -> str:
     if pending.kind == FeedbackKind.promise.value and pending.promise_date:
-        return t("Your answer: will pay on {date}", date=day(pending.promise_date, locale))
+        return _("Your answer: will pay on %(date)s", date=day(pending.promise_date, locale))
     if pending.kind == FeedbackKind.paid.value and pending.paid_on:
-        return t("Your answer: paid on {date}", date=day(pending.paid_on, locale))
+        return _("Your answer: paid on %(date)s", date=day(pending.paid_on, locale))
     if pending.kind == FeedbackKind.dispute.value:
-        reason = t(REASONS.get(pending.dispute_reason, "Other"))
-        return t("Your answer: disputed ({reason})", reason=reason)
-    return t("Your answer: a question")
+        reason = _(REASONS.get(pending.dispute_reason, "Other"))
+        return _("Your answer: disputed (%(reason)s)", reason=reason)
+    return _("Your answer: a question")
 
 
 def item_status(
     item: OpenItem,
     pending: PendingAnswer | None,
-    t: Translator,
+    _: Translator,
     locale: str | Locale,
     on: date | None = None,
 ) -> tuple[str, str, str]:
     """(label, badge kind, note) of an item as the customer reads it."""
     if item.kind == ItemKind.credit_note.value:
-        return t("Credit note"), "muted", t("Deducted from what you owe")
+        return _("Credit note"), "muted", _("Deducted from what you owe")
     if pending is not None:
-        return t("Your answer is awaiting confirmation"), "pending", answer_note(pending, t, locale)
+        return _("Your answer is awaiting confirmation"), "pending", answer_note(pending, _, locale)
     status = item.status
     if status == ItemStatus.payment_in_progress.value:
-        return t("Payment in progress"), "progress", ""
+        return _("Payment in progress"), "progress", ""
     if status == ItemStatus.paid_pending.value:
-        return t("Payment announced"), "paid", t("We will confirm on receipt")
+        return _("Payment announced"), "paid", _("We will confirm on receipt")
     if status == ItemStatus.promised.value and item.promise_date:
-        return t("Promised"), "promise", t("For {date}", date=day(item.promise_date, locale))
+        return _("Promised"), "promise", _("For %(date)s", date=day(item.promise_date, locale))
     if status == ItemStatus.disputed.value:
         reason = REASONS.get(item.dispute_reason, "")
-        return t("Disputed"), "dispute", t(reason) if reason else ""
+        return _("Disputed"), "dispute", _(reason) if reason else ""
     if item.overdue:
-        return t("Overdue"), "overdue", ""
+        return _("Overdue"), "overdue", ""
     if on is not None and item.due_date == on:
-        return t("Due today"), "open", ""
+        return _("Due today"), "open", ""
     if on is not None:
         days = (item.due_date - on).days
-        return t("Coming due"), "open", t("In {n} days", n=days) if days > 1 else t("Tomorrow")
-    return t("Coming due"), "open", ""
+        return _("Coming due"), "open", _("In %(n)s days", n=days) if days > 1 else _("Tomorrow")
+    return _("Coming due"), "open", ""
 
 
 def status_text(
-    item: OpenItem, pending: PendingAnswer | None, t: Translator, locale: str | Locale, on: date
+    item: OpenItem, pending: PendingAnswer | None, _: Translator, locale: str | Locale, on: date
 ) -> str:
-    label, _badge, note = item_status(item, pending, t, locale, on)
+    label, _badge, note = item_status(item, pending, _, locale, on)
     return f"{label} ({note})" if note else label
 
 
 def rows_for(
-    view: AccountView, listing: Listing, t: Translator, locale: str | Locale
+    view: AccountView, listing: Listing, _: Translator, locale: str | Locale
 ) -> tuple[list[Row], int]:
     """The rows to render (labelled) and how many the filter matches in all."""
     items = [
@@ -162,7 +162,7 @@ def rows_for(
     rows = []
     for item in shown:  # labels only for what is rendered: a 500-item account stays quick
         pending = view.pending.get(item.id)
-        label, badge, note = item_status(item, pending, t, locale, view.statement.on)
+        label, badge, note = item_status(item, pending, _, locale, view.statement.on)
         rows.append(
             Row(
                 item=item,
@@ -186,11 +186,11 @@ def group_iban(iban: str) -> str:
 
 
 def statement_context(
-    view: AccountView, visit: Visit | None, t: Translator, locale: str | Locale, listing: Listing
+    view: AccountView, visit: Visit | None, _: Translator, locale: str | Locale, listing: Listing
 ) -> dict[str, Any]:
     st = view.statement
     overdue = [i for i in st.invoices if i.overdue]
-    rows, total = rows_for(view, listing, t, locale)
+    rows, total = rows_for(view, listing, _, locale)
     return {
         "view": view,
         "statement": st,
@@ -208,7 +208,7 @@ def statement_context(
             "to_pay": len(st.overdue),
             "on_hold": len(st.on_hold),
         },
-        "credit_rows": [(c, *item_status(c, None, t, locale)) for c in st.credit_notes],
+        "credit_rows": [(c, *item_status(c, None, _, locale)) for c in st.credit_notes],
         "iban": group_iban(st.company.iban),
         "penalty_rate": rate_text(view.penalties.annual_rate_bp, locale)
         if view.penalties and view.penalties.annual_rate_bp is not None

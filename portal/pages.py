@@ -18,9 +18,9 @@ from receivables.clock import customer_today
 from receivables.documents import storage
 from receivables.documents.pdf import Assets, cached_pdf
 from receivables.documents.xlsx import statement_xlsx_async
+from receivables.i18n import Translator
 from receivables.money import Money
 from receivables.portal.account import AccountView, account_view, invoice_of, record_visit
-from receivables.portal.i18n import Translator
 from receivables.portal.sessions import Visit
 
 STATIC = ROOT / "static"
@@ -44,7 +44,7 @@ def visit_context(visit: Visit, view: AccountView | None = None, **extra: Any) -
 async def page_data(visit: Visit, listing: Listing) -> dict[str, Any]:
     view = await account_view(visit.customer_id, await customer_today(visit.customer_id))
     ctx = visit_context(visit, view)
-    ctx.update(statement_context(view, visit, ctx["_"], ctx["locale"], listing))
+    ctx.update(statement_context(view, visit, ctx["t"], ctx["locale"], listing))
     return ctx
 
 
@@ -113,16 +113,16 @@ async def statement_pdf(request: Request, visit: NamedDependency[Visit]) -> Resp
 async def statement_spreadsheet(request: Request, visit: NamedDependency[Visit]) -> Response:
     view = await account_view(visit.customer_id, await customer_today(visit.customer_id))
     ctx = visit_context(visit, view)
-    t: Translator = ctx["_"]
+    _: Translator = ctx["t"]
     locale = ctx["locale"]
     content = await statement_xlsx_async(
         view.statement,
-        t=t,
+        _=_,
         locale=locale,
         status_of=lambda item: status_text(
-            item, view.pending.get(item.id), t, locale, view.statement.on
+            item, view.pending.get(item.id), _, locale, view.statement.on
         ),
-        type_of=lambda kind: t(TYPES.get(kind, kind)),
+        type_of=lambda kind: _(TYPES.get(kind, kind)),
     )
     await record_visit(visit, "portal.document_downloaded", document="statement_xlsx")
     st = view.statement

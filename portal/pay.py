@@ -32,69 +32,20 @@ from portal.display import group_iban
 from portal.pages import visit_context
 from receivables.clock import customer_today
 from receivables.errors import Conflict, InvalidInput, NotFound
+from receivables.i18n import N_, translator
 from receivables.ledger.tables import Company, Customer
 from receivables.money import Money, exponent
 from receivables.payments import checkout
 from receivables.payments.amounts import OutsideLimits
 from receivables.payments.gateway import PaymentServiceUnavailable, StripeGateway, shared_gateway
-from receivables.portal.i18n import FR, translator
 from receivables.portal.sessions import Visit
 from receivables.settings import Settings
 
 STRIPE_JS = "https://js.stripe.com/v3/"
 log = logging.getLogger("relance.portal.pay")
 
-# French for the words of these pages, added to the portal's catalogue.
-PAY_FR = {
-    "Pay online": "Payer en ligne",
-    "Pay by card": "Payer par carte",
-    "Choose what you pay": "Choisissez ce que vous payez",
-    "Overdue invoices are selected. Credit notes you tick are deducted.": "Les factures en retard sont sélectionnées. Les avoirs cochés sont déduits.",
-    "Invoices": "Factures",
-    "Credit notes to deduct": "Avoirs à déduire",
-    "Total to pay": "Total à payer",
-    "Card": "Carte",
-    "Pay {amount}": "Payer {amount}",
-    "Pay": "Payer",
-    "Paying…": "Paiement…",
-    "Your card details go to Stripe, our payment provider; we never see them.": "Les données de votre carte sont transmises à Stripe, notre prestataire de paiement ; nous ne les voyons jamais.",
-    "Online payment is not available for this account. Please pay by bank transfer.": "Le paiement en ligne n'est pas disponible pour ce compte. Merci de payer par virement.",
-    "Nothing to pay online": "Rien à payer en ligne",
-    "Every open invoice is paid or a payment is under way.": "Toutes les factures sont payées ou un paiement est en cours.",
-    "Currency": "Devise",
-    "Select": "Sélectionner",
-    "Your payment is being confirmed": "Votre paiement est en cours de confirmation",
-    "Your payment is being processed by your bank": "Votre paiement est en cours de traitement par votre banque",
-    "This page updates by itself. The invoices are marked paid as soon as the payment is confirmed.": "Cette page se met à jour seule. Les factures sont marquées payées dès la confirmation du paiement.",
-    "Payment received, thank you": "Paiement reçu, merci",
-    "Payment not completed": "Paiement non effectué",
-    "No money was taken. You can try again with another card, or pay by bank transfer.": "Aucun montant n'a été débité. Vous pouvez réessayer avec une autre carte ou payer par virement.",
-    "Try again": "Réessayer",
-    "Amount": "Montant",
-    "Paid": "Payée",
-    "Deducted": "Déduit",
-    "Still open": "Reste dû",
-    "Your card was declined.": "Votre carte a été refusée.",
-    "The provided PaymentMethod has failed authentication.": "L'authentification par votre banque a échoué.",
-    "Online payment is unavailable right now. Please try again in a few minutes.": "Le paiement en ligne est indisponible pour le moment. Merci de réessayer dans quelques minutes.",
-    "Your session has ended. Open the link from your email again.": "Votre session a expiré. Ouvrez à nouveau le lien reçu par e-mail.",
-    "Something went wrong. Please try again.": "Une erreur est survenue. Merci de réessayer.",
-    "Reference": "Référence",
-    "Or pay by bank transfer": "Ou payez par virement",
-    "Card payments start at {minimum}: {amount} is less. Add more invoices to this payment, or pay by bank transfer.": "Le paiement par carte commence à {minimum} : {amount} est en dessous. Ajoutez des factures à ce paiement, ou payez par virement.",
-    "{amount} is under the smallest card payment our payment provider accepts in this currency. Add more invoices to this payment, or pay by bank transfer.": "{amount} est en dessous du plus petit paiement par carte accepté par notre prestataire dans cette devise. Ajoutez des factures à ce paiement, ou payez par virement.",
-    "A card payment can be at most {maximum}; this selection comes to {amount}. Pay fewer invoices at a time, or pay by bank transfer.": "Un paiement par carte ne peut dépasser {maximum} ; cette sélection fait {amount}. Payez moins de factures à la fois, ou payez par virement.",
-    "A payment is waiting for your bank's confirmation: finish or cancel it": "Un paiement attend la confirmation de votre banque : terminez-le ou annulez-le",
-    "Its invoices cannot be paid again until it is finished or canceled. Canceling takes no money.": "Ses factures ne peuvent pas être payées à nouveau tant qu'il n'est pas terminé ou annulé. L'annulation ne débite rien.",
-    "Finish with my bank": "Terminer avec ma banque",
-    "Finish or cancel it": "Le terminer ou l'annuler",
-    "Cancel this payment": "Annuler ce paiement",
-    "Started": "Commencé",
-    "The payment was canceled: its invoices can be paid again.": "Le paiement a été annulé : ses factures peuvent être payées à nouveau.",
-    "This payment went through before it could be canceled: its invoices are paid.": "Ce paiement a abouti avant de pouvoir être annulé : ses factures sont payées.",
-    "This payment is being sent to our payment provider: wait a minute and try again.": "Ce paiement est en cours d'envoi à notre prestataire : patientez une minute et réessayez.",
-}
-FR.update(PAY_FR)
+STRIPE_MESSAGES = (N_("The provided PaymentMethod has failed authentication."),)
+"""Stripe's own words a customer may read, translated when the catalog has them."""
 
 
 def stripe_js_url(settings: Settings) -> str:
@@ -226,22 +177,22 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
     return Response(content=body, status_code=status, media_type=MediaType.JSON)
 
 
-def limits_message(exc: OutsideLimits, t: Any, locale: str) -> str:
+def limits_message(exc: OutsideLimits, _: Any, locale: str) -> str:
     """What the customer can do about an amount Stripe would refuse, in their language."""
     amount = exc.amount.format(locale)
     if not exc.too_small:
         assert exc.limit is not None
-        return t("A card payment can be at most {maximum}; this selection comes to {amount}. Pay fewer invoices at a time, or pay by bank transfer.").format(maximum=exc.limit.format(locale), amount=amount)  # fmt: skip
+        return _("A card payment can be at most %(maximum)s; this selection comes to %(amount)s. Pay fewer invoices at a time, or pay by bank transfer.", maximum=exc.limit.format(locale), amount=amount)  # fmt: skip
     if exc.limit is None:
-        return t("{amount} is under the smallest card payment our payment provider accepts in this currency. Add more invoices to this payment, or pay by bank transfer.").format(amount=amount)  # fmt: skip
-    return t("Card payments start at {minimum}: {amount} is less. Add more invoices to this payment, or pay by bank transfer.").format(minimum=exc.limit.format(locale), amount=amount)  # fmt: skip
+        return _("%(amount)s is under the smallest card payment our payment provider accepts in this currency. Add more invoices to this payment, or pay by bank transfer.", amount=amount)  # fmt: skip
+    return _("Card payments start at %(minimum)s: %(amount)s is less. Add more invoices to this payment, or pay by bank transfer.", minimum=exc.limit.format(locale), amount=amount)  # fmt: skip
 
 
 def _refusal(exc: Exception, visit: Visit | None = None) -> Response:
     if isinstance(exc, OutsideLimits) and visit is not None:
-        t = translator(visit.language)
+        _ = translator(visit.language)
         locale = visit_context(visit, None)["locale"]
-        return _json({"error": limits_message(exc, t, locale)}, 400)
+        return _json({"error": limits_message(exc, _, locale)}, 400)
     if isinstance(exc, InvalidInput):
         return _json({"error": "; ".join(p.message for p in exc.problems)}, 400)
     if isinstance(exc, Conflict):
@@ -348,13 +299,13 @@ async def pay_cancel(request: Request, visit: NamedDependency[Visit]) -> Redirec
 
 
 def _answer(visit: Visit, key: str, result: checkout.Confirmation) -> dict[str, Any]:
-    t = translator(visit.language)
+    _ = translator(visit.language)
     body: dict[str, Any] = {"status": result.status, "next": f"/p/pay/done/{key}"}
     if result.client_secret:
         body["client_secret"] = result.client_secret
     if result.status == "declined":
         # Stripe's own words, in the visitor's language when the catalogue has them.
-        body["message"] = t(result.message) if result.message else t("Your card was declined.")
+        body["message"] = _(result.message) if result.message else _("Your card was declined.")
     return body
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from receivables.i18n import locale_for
 from receivables.portal.emails import ComposedEmail
-from receivables.portal.i18n import locale_for, translator
 from receivables.portal.tables import ANSWER_KINDS, DISPUTE_REASONS, PAID_METHODS
 from web.filters import register_filters
+from web.i18n import install_gettext
 
 
 @lru_cache(maxsize=4)
@@ -30,7 +31,7 @@ def _environment(templates_dir: str) -> Environment:
         keep_trailing_newline=True,
     )
     register_filters(env)
-    return env
+    return install_gettext(env)
 
 
 class TemplateComposer:
@@ -42,7 +43,6 @@ class TemplateComposer:
     def __call__(self, template: str, context: dict[str, Any], language: str) -> ComposedEmail:
         values = {
             **context,
-            "_": translator(language),
             "lang": language,
             "locale": context.get("locale") or locale_for(language),
             "kinds": ANSWER_KINDS,

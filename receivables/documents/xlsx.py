@@ -18,20 +18,21 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from receivables.documents.cells import xlsx_cell
+from receivables.i18n import N_
 from receivables.ledger.statement import OpenItem, Statement
 from receivables.money import Money, exponent
 
 HEADER_ROW = 4
 COLUMNS = (
-    ("Type", 14),
-    ("Number", 16),
-    ("Issue date", 12),
-    ("Due date", 12),
-    ("Days late", 10),
-    ("Amount", 16),
-    ("Open amount", 16),
-    ("Status", 34),
-    ("PO number", 16),
+    (N_("Type"), 14),
+    (N_("Number"), 16),
+    (N_("Issue date"), 12),
+    (N_("Due date"), 12),
+    (N_("Days late"), 10),
+    (N_("Amount"), 16),
+    (N_("Open amount"), 16),
+    (N_("Status"), 34),
+    (N_("PO number"), 16),
 )
 _HEADER_FONT = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F4F8B")
@@ -57,7 +58,7 @@ def _text(value: str) -> str:
 def statement_xlsx(
     statement: Statement,
     *,
-    t: Callable[..., str],
+    _: Callable[..., str],
     locale: str | Locale,
     status_of: Callable[[OpenItem], str],
     type_of: Callable[[str], str],
@@ -67,18 +68,18 @@ def statement_xlsx(
     currencies = statement.currencies or [statement.company.currency]
     several = len(currencies) > 1
     for cur in currencies:
-        title = f"{t('Statement')} {cur}" if not several else cur
+        title = _("Statement") + f" {cur}" if not several else cur
         ws = wb.create_sheet(title=_text(title)[:31])
-        for index, (_, width) in enumerate(COLUMNS, start=1):
+        for index, (_name, width) in enumerate(COLUMNS, start=1):
             ws.column_dimensions[get_column_letter(index)].width = width
         ws.freeze_panes = f"A{HEADER_ROW + 1}"
-        _write_sheet(ws, statement, cur, t=t, locale=locale, status_of=status_of, type_of=type_of)
+        _write_sheet(ws, statement, cur, _=_, locale=locale, status_of=status_of, type_of=type_of)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
 
 
-def _write_sheet(ws, statement: Statement, cur: str, *, t, locale, status_of, type_of) -> None:
+def _write_sheet(ws, statement: Statement, cur: str, *, _, locale, status_of, type_of) -> None:
     amount_fmt = money_format(cur, locale)
     day_fmt = date_format(locale)
 
@@ -90,18 +91,19 @@ def _write_sheet(ws, statement: Statement, cur: str, *, t, locale, status_of, ty
     def amount(m: Money, negative: bool = False, **style):
         return cell(-m.amount if negative else m.amount, amount_fmt, **style)
 
-    ws.append([cell(f"{t('Statement of account')} · {statement.customer.name}", font=_TITLE)])
+    title = _("Statement of account") + f" · {statement.customer.name}"
+    ws.append([cell(title, font=_TITLE)])
     ws.append(
         [
             cell(statement.company.name),
-            cell(t("As of")),
+            cell(_("As of")),
             cell(statement.on, day_fmt, alignment=Alignment(horizontal="left")),
-            cell(t("Currency")),
+            cell(_("Currency")),
             cell(cur),
         ]
     )
     ws.append([])
-    ws.append([cell(t(name), font=_HEADER_FONT, fill=_HEADER_FILL) for name, _ in COLUMNS])
+    ws.append([cell(_(name), font=_HEADER_FONT, fill=_HEADER_FILL) for name, _width in COLUMNS])
 
     rows = 0
     for item in (i for i in statement.invoices if i.currency == cur):
@@ -144,7 +146,7 @@ def _write_sheet(ws, statement: Statement, cur: str, *, t, locale, status_of, ty
                 cell(None),
                 amount(pay.amount, negative=True),
                 amount(pay.unapplied, negative=True),
-                cell(t("Received, not yet matched to invoices")),
+                cell(_("Received, not yet matched to invoices")),
                 cell(""),
             ]
         )
@@ -157,10 +159,10 @@ def _write_sheet(ws, statement: Statement, cur: str, *, t, locale, status_of, ty
         return
     ws.append([])
     for label, value, style in (
-        (t("Overdue"), totals.overdue, {}),
-        (t("Coming due"), totals.not_due, {}),
-        (t("Credit notes and payments"), -totals.credits, {}),
-        (t("Total open"), totals.open, {"font": _BOLD}),
+        (_("Overdue"), totals.overdue, {}),
+        (_("Coming due"), totals.not_due, {}),
+        (_("Credit notes and payments"), -totals.credits, {}),
+        (_("Total open"), totals.open, {"font": _BOLD}),
     ):
         ws.append([None, None, None, None, None, cell(label, **style), amount(value, **style)])
 

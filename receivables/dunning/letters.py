@@ -41,10 +41,10 @@ from receivables.dunning.tables import (
 )
 from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.i18n import locale_for
 from receivables.ledger.tables import Company, Contact, Item
 from receivables.mail.outbox import Attachment
 from receivables.money import format_money
-from receivables.portal.i18n import locale_for
 from receivables.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from receivables.dunning.sending import Texts
 from receivables.dunning.tables import Channel, MessageTemplate
 from receivables.errors import FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.i18n import LANGUAGES
 from receivables.ledger.tables import Customer
-from receivables.portal.i18n import LANGUAGES
 
 MAX_BODY = 20000
 

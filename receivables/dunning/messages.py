@@ -21,6 +21,7 @@ from receivables.access.tables import StaffUser
 from receivables.dunning import hashtags
 from receivables.dunning.hashtags import Value
 from receivables.dunning.reference_rates import statement_penalties, terms_for
+from receivables.i18n import choose_language, locale_for, translator
 from receivables.ledger.penalties import Penalties, PenaltyTerms
 from receivables.ledger.statement import OpenItem, Statement, build_statement
 from receivables.ledger.tables import Company, Contact, Customer, ItemStatus
@@ -28,7 +29,6 @@ from receivables.mail.outbox import ascii_address
 from receivables.money import Money, format_money
 from receivables.portal import deep_links
 from receivables.portal.feedback import PendingAnswer, pending_by_item
-from receivables.portal.i18n import choose_language, locale_for, translator
 from receivables.portal.tables import DISPUTE_REASONS, FeedbackKind
 
 FONT = "font-family:Helvetica,Arial,sans-serif;"

@@ -23,12 +23,12 @@ from receivables.db import atomic, is_postgres
 from receivables.documents import storage
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.i18n import N_, choose_language
 from receivables.ledger.promises import open_promise
 from receivables.ledger.tables import Company, Contact, Customer, Item, ItemKind, ItemStatus
 from receivables.mail.outbox import Recipient, queue_email
 from receivables.money import Money
 from receivables.portal.emails import PortalMail
-from receivables.portal.i18n import choose_language
 from receivables.portal.tables import (
     DisputeReason,
     Feedback,
@@ -86,7 +86,7 @@ def _date(value: str, name: str, problems: list[FieldProblem], missing: str) -> 
     try:
         return date.fromisoformat(value)
     except ValueError:
-        problems.append(FieldProblem(name, "Enter a valid date."))
+        problems.append(FieldProblem(name, N_("Enter a valid date.")))
         return None
 
 
@@ -96,46 +96,50 @@ def check_answer(form: AnswerForm, proof: Proof | None, today: date) -> Answer:
     try:
         kind = FeedbackKind(form.kind)
     except ValueError:
-        raise InvalidInput.one("kind", "Choose what you want to tell us.") from None
+        raise InvalidInput.one("kind", N_("Choose what you want to tell us.")) from None
     text = form.text.strip()
     if len(text) > MAX_TEXT:
-        problems.append(FieldProblem("text", "Keep your message under 2,000 characters."))
+        problems.append(FieldProblem("text", N_("Keep your message under 2,000 characters.")))
     answer: dict[str, Any] = {"kind": kind, "text": text}
 
     if kind == FeedbackKind.paid:
-        paid_on = _date(form.paid_on, "paid_on", problems, "Enter the date you paid.")
+        paid_on = _date(form.paid_on, "paid_on", problems, N_("Enter the date you paid."))
         if paid_on and paid_on > today:
-            problems.append(FieldProblem("paid_on", "The payment date cannot be in the future."))
+            problems.append(
+                FieldProblem("paid_on", N_("The payment date cannot be in the future."))
+            )
         if form.method not in {m.value for m in PaidMethod}:
-            problems.append(FieldProblem("method", "Choose how you paid."))
+            problems.append(FieldProblem("method", N_("Choose how you paid.")))
         reference = form.reference.strip()
         if len(reference) > MAX_REFERENCE:
-            problems.append(FieldProblem("reference", "Keep the reference under 100 characters."))
+            problems.append(
+                FieldProblem("reference", N_("Keep the reference under 100 characters."))
+            )
         answer |= {"paid_on": paid_on, "method": form.method, "reference": reference}
         if proof is not None and proof.content:
             if len(proof.content) > storage.MAX_PROOF_BYTES:
-                problems.append(FieldProblem("proof", "The file is larger than 5 MB."))
+                problems.append(FieldProblem("proof", N_("The file is larger than 5 MB.")))
             elif (sniffed := storage.sniff(proof.content)) is None:
-                problems.append(FieldProblem("proof", "Attach a PDF, PNG or JPEG file."))
+                problems.append(FieldProblem("proof", N_("Attach a PDF, PNG or JPEG file.")))
             else:
                 answer |= {"proof_type": sniffed[0], "proof_ext": sniffed[1]}
     elif kind == FeedbackKind.promise:
         promised = _date(
-            form.promise_date, "promise_date", problems, "Enter the date you will pay."
+            form.promise_date, "promise_date", problems, N_("Enter the date you will pay.")
         )
         if promised and promised < today:
-            problems.append(FieldProblem("promise_date", "The date cannot be in the past."))
+            problems.append(FieldProblem("promise_date", N_("The date cannot be in the past.")))
         elif promised and promised > today + PROMISE_HORIZON:
-            problems.append(FieldProblem("promise_date", "Choose a date within a year."))
+            problems.append(FieldProblem("promise_date", N_("Choose a date within a year.")))
         answer["promise_date"] = promised
     elif kind == FeedbackKind.dispute:
         if form.dispute_reason not in {r.value for r in DisputeReason}:
-            problems.append(FieldProblem("dispute_reason", "Choose a reason."))
+            problems.append(FieldProblem("dispute_reason", N_("Choose a reason.")))
         elif form.dispute_reason == DisputeReason.other.value and not text:
-            problems.append(FieldProblem("text", "Describe the problem."))
+            problems.append(FieldProblem("text", N_("Describe the problem.")))
         answer["dispute_reason"] = form.dispute_reason
     elif not text:
-        problems.append(FieldProblem("text", "Write your question."))
+        problems.append(FieldProblem("text", N_("Write your question.")))
     if problems:
         raise InvalidInput(problems)
     return Answer(**answer)
@@ -147,12 +151,12 @@ def _item_ids(raw: list[str]) -> list[int]:
         try:
             ids.append(int(value))
         except (TypeError, ValueError):
-            raise InvalidInput.one("items", "Select at least one invoice.") from None
+            raise InvalidInput.one("items", N_("Select at least one invoice.")) from None
     ids = list(dict.fromkeys(ids))
     if not ids:
-        raise InvalidInput.one("items", "Select at least one invoice.")
+        raise InvalidInput.one("items", N_("Select at least one invoice."))
     if len(ids) > MAX_ITEMS:
-        raise InvalidInput.one("items", "Select fewer invoices at once.")
+        raise InvalidInput.one("items", N_("Select fewer invoices at once."))
     return ids
 
 
@@ -169,7 +173,9 @@ async def answerable_items(customer_id: int, raw_ids: list[str]) -> list[dict]:
         & Item.status.not_in([ItemStatus.cancelled.value, ItemStatus.paid.value])
     )
     if len(rows) != len(ids):
-        raise InvalidInput.one("items", "One of the selected invoices can no longer be answered.")
+        raise InvalidInput.one(
+            "items", N_("One of the selected invoices can no longer be answered.")
+        )
     order = {item_id: n for n, item_id in enumerate(ids)}
     return sorted(rows, key=lambda r: order[r["id"]])
 

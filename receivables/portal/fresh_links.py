@@ -14,10 +14,10 @@ from receivables.access.portal_links import issue_link, signature_ok, token_hash
 from receivables.access.tables import PortalLink
 from receivables.db import atomic
 from receivables.history import Actor, HistoryEvent
+from receivables.i18n import choose_language
 from receivables.ledger.tables import Company, Contact, Customer
 from receivables.mail.outbox import Recipient, queue_email
 from receivables.portal.emails import PortalMail
-from receivables.portal.i18n import choose_language
 
 RESEND_QUIET = timedelta(minutes=15)
 """At most one round of fresh links per account in this window (no mail bombing)."""

@@ -19,8 +19,8 @@ from receivables.access.portal_links import resolve_token, signature_ok, token_h
 from receivables.access.tables import PortalLink
 from receivables.db import atomic
 from receivables.history import Actor, ActorKind
+from receivables.i18n import LANGUAGES, choose_language
 from receivables.ledger.tables import Contact, Customer
-from receivables.portal.i18n import LANGUAGES, choose_language
 from receivables.portal.tables import PortalSession
 
 SESSION_HOURS = 4

@@ -9,6 +9,7 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from receivables.access.tables import PortalLink
+from receivables.i18n import N_
 from receivables.ledger.tables import Company, Contact, Customer, Item
 
 
@@ -54,15 +55,15 @@ class DisputeReason(str, Enum):
 
 
 DISPUTE_REASONS: dict[str, str] = {
-    DisputeReason.price.value: "Price",
-    DisputeReason.quantity.value: "Quantity",
-    DisputeReason.quality.value: "Quality",
-    DisputeReason.not_received.value: "Not received",
-    DisputeReason.already_credited.value: "Already credited",
-    DisputeReason.other.value: "Other",
+    DisputeReason.price.value: N_("Price"),
+    DisputeReason.quantity.value: N_("Quantity"),
+    DisputeReason.quality.value: N_("Quality"),
+    DisputeReason.not_received.value: N_("Not received"),
+    DisputeReason.already_credited.value: N_("Already credited"),
+    DisputeReason.other.value: N_("Other"),
 }
 """What a customer reads for each reason (never the code): the English label, which is also
-its key in the portal's catalogue (`receivables.portal.i18n`) for the other languages."""
+its msgid in the catalogs (`receivables.i18n`) for the other languages."""
 
 
 class PaidMethod(str, Enum):
@@ -74,19 +75,19 @@ class PaidMethod(str, Enum):
 
 
 PAID_METHODS: dict[str, str] = {
-    PaidMethod.transfer.value: "Bank transfer",
-    PaidMethod.card.value: "Card",
-    PaidMethod.cheque.value: "Cheque",
-    PaidMethod.direct_debit.value: "Direct debit",
-    PaidMethod.other.value: "Other",
+    PaidMethod.transfer.value: N_("Bank transfer"),
+    PaidMethod.card.value: N_("Card"),
+    PaidMethod.cheque.value: N_("Cheque"),
+    PaidMethod.direct_debit.value: N_("Direct debit"),
+    PaidMethod.other.value: N_("Other"),
 }
 """How a customer says an invoice was paid: the English label, also its catalogue key."""
 
 ANSWER_KINDS: dict[str, str] = {
-    "paid": "Already paid",
-    "promise": "Will pay on",
-    "dispute": "Disputed",
-    "question": "Question",
+    "paid": N_("Already paid"),
+    "promise": N_("Will pay on"),
+    "dispute": N_("Disputed"),
+    "question": N_("Question"),
 }
 """The answers a customer gives on an invoice, as read by the customer and the collector."""
 
