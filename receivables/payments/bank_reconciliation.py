@@ -88,7 +88,7 @@ async def _ledger(company_id: int) -> Ledger:
         Item.status,
     ).where(
         (Item.company == company_id)
-        & (Item.kind == ItemKind.invoice.value)
+        & (Item.kind != ItemKind.credit_note.value)  # invoices and invoiced penalties
         & (Item.status != ItemStatus.cancelled.value)
     )
     by_customer: dict[int, list[OpenInvoice]] = defaultdict(list)
@@ -389,7 +389,7 @@ async def confirm_line(
             chosen = await Item.objects().where(
                 Item.id.is_in(item_ids or [0])
                 & (Item.company == line.company)
-                & (Item.kind == ItemKind.invoice.value)
+                & (Item.kind != ItemKind.credit_note.value)
             )
             customers = {i.customer for i in chosen}
             if len(customers) > 1:

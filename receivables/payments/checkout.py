@@ -153,7 +153,7 @@ async def payable_items(customer_id: int, on: date) -> list[PayableItem]:
             open_minor=int(r["open_minor"]),
             total_minor=int(r["total_minor"]),
             status=r["status"],
-            overdue=r["kind"] == ItemKind.invoice.value and r["due_date"] < on,
+            overdue=r["kind"] != ItemKind.credit_note.value and r["due_date"] < on,
         )
         for r in rows
         if r["id"] not in busy

@@ -173,7 +173,8 @@ async def _lines(op: OnlinePayment) -> list[Line]:
 
 
 def _invoices(lines: list[Line]) -> list[Line]:
-    return [line for line in lines if line.item.kind == ItemKind.invoice.value]
+    """What money pays: every item but a credit note (invoices, invoiced penalties)."""
+    return [line for line in lines if line.item.kind != ItemKind.credit_note.value]
 
 
 def _numbers(lines: list[Line]) -> list[str]:
@@ -656,12 +657,13 @@ def _marks(values: list[Any]) -> str:
 
 
 _TAKE = (
-    # The invoices' guarded UPDATE: never below zero, only the payer's own open invoices in
-    # the payment's currency; `paid` when nothing is left. {values}: (id, amount) pairs.
+    # The invoices' guarded UPDATE: never below zero, only the payer's own open debit items
+    # (invoices, invoiced penalties: not credit notes) in the payment's currency; `paid` when
+    # nothing is left. {values}: (id, amount) pairs.
     "UPDATE item SET open_minor = item.open_minor - v.amount, "
     "status = CASE WHEN item.open_minor = v.amount THEN {paid} ELSE item.status END, "
     "updated_at = {now} FROM v WHERE item.id = v.id AND item.open_minor >= v.amount "
-    "AND item.customer = {customer} AND item.kind = {invoice} AND item.currency = {currency} "
+    "AND item.customer = {customer} AND item.kind <> {credit} AND item.currency = {currency} "
     "RETURNING item.id, item.open_minor, item.company, item.customer"
 )
 
@@ -679,7 +681,7 @@ async def _allocate(
     total = sum(take for _, take in plan)
     pairs = [n for line, take in plan for n in (line.item.id, take)]
     values = ", ".join("(CAST({} AS BIGINT), CAST({} AS BIGINT))" for _ in plan)
-    guard = (ItemStatus.paid.value, now, customer_id, ItemKind.invoice.value, currency)
+    guard = (ItemStatus.paid.value, now, customer_id, ItemKind.credit_note.value, currency)
     if is_postgres():
         rows = await Item.raw(
             f"WITH v (id, amount) AS (VALUES {values}), "  # noqa: S608 - placeholders only

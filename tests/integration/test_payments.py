@@ -148,6 +148,31 @@ async def test_pay_two_items_the_webhook_marks_them_paid(live_app: LiveApp, stri
     assert await FinanceException.count() == 0
 
 
+async def test_an_invoiced_penalty_paid_by_card_is_settled_not_raised(
+    live_app: LiveApp, stripe_worker
+):
+    """Penalties invoiced on request are items the customer may pay online: the card money
+    settles them like an invoice (before, settlement took only invoices and raised the
+    money as an overpayment)."""
+    _company, customer, contact, (invoice,) = await _account(live_app, "100.00")
+    penalty = await make_item(customer, "40.00", due=TODAY, kind=ItemKind.penalty)
+    async with _portal(live_app, customer, contact) as (http, csrf):
+        answer, key = await _pay(http, csrf, live_app, [invoice, penalty], "4242424242424242")
+        assert answer["status"] == "succeeded"
+
+        async def paid():
+            op = await OnlinePayment.objects().get(OnlinePayment.key == key)
+            return op if op.status == "succeeded" else None
+
+        op = await wait_for(paid)
+    for item in (invoice, penalty):
+        row = await _item(item.id)
+        assert (row.open_minor, row.status) == (0, ItemStatus.paid.value)
+    payment = await Payment.objects().get(Payment.id == op.payment)
+    assert (payment.amount_minor, payment.unapplied_minor) == (14000, 0)
+    assert await FinanceException.count() == 0
+
+
 async def test_result_page_never_marks_paid_by_itself(live_app: LiveApp, stripe_worker):
     _company, customer, contact, (invoice,) = await _account(live_app, "80.00")
     live_app.webhooks_to_nowhere()  # Stripe's word never arrives
