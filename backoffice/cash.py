@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from backoffice.finance import BASE, _page
 from backoffice.pages import done, staff
 from backoffice.security import FINANCE, roles
-from receivables.errors import InvalidInput, NotFound
+from receivables.errors import AllocationRefused, InvalidInput, NotFound
 from receivables.ledger import cash_application as cash
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Company
@@ -101,13 +101,15 @@ async def _apply(request: Request, kind: str, source_id: int) -> Template | Redi
             values[int(name[7:])] = str(value or "")
     try:
         made = await cash.apply(kind, source_id, values, staff_actor(staff(request)))
-    except InvalidInput as exc:
+    except (InvalidInput, AllocationRefused) as exc:
+        # AllocationRefused: another change took the money or an invoice in the meantime.
+        problems = exc.problems if isinstance(exc, InvalidInput) else []
         return await _apply_page(
             request,
             kind,
             source_id,
             values=values,
-            errors={p.field: p.message for p in exc.problems},
+            errors={p.field: p.message for p in problems} or {"total": str(exc)},
             status_code=422,
         )
     money = await cash.source(kind, source_id)
