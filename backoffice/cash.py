@@ -136,8 +136,10 @@ async def apply_credit_note(request: Request, credit_note_id: FromPath[int]) -> 
 
 
 def _back(form: Any) -> str:
+    """Where to return: a cash application page or a customer's account page, else the list."""
     back = str(form.get("back") or "")
-    return back if back.startswith(f"{CASH}/") or back == CASH else CASH
+    ours = back == CASH or back.startswith((f"{CASH}/", "/backoffice/customers/"))
+    return back if ours and "//" not in back and "\\" not in back else CASH
 
 
 @post(

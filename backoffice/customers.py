@@ -15,7 +15,7 @@ from backoffice.agenda import framed, framed_problems
 from backoffice.calls import CALL_CHOICES, listed, read_call
 from backoffice.forms import checked, errors_of, form_values, optional_date, optional_int, text
 from backoffice.pages import done, fragment, is_fragment, render, staff
-from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles, safe_next
+from backoffice.security import ALL_STAFF, FINANCE, PREFIX, WORKERS, roles, safe_next
 from receivables.access.staff_accounts import active_collectors
 from receivables.access.tables import PortalLink, StaffUser
 from receivables.clock import company_today, customer_today
@@ -34,6 +34,7 @@ from receivables.dunning.scenarios import LEVEL_LABELS, scenario_name
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.feedback_inbox import pending_for_customer
 from receivables.ledger import account_changes as changes
+from receivables.ledger import cash_application
 from receivables.ledger.account_changes import ContactInput, DisputeReason, StatusInput
 from receivables.ledger.customer_list import (
     CustomerFilters,
@@ -197,6 +198,8 @@ async def _account_context(
         "profiles": profile_choices(),
         "status_words": status_words,
         "escalation": await escalation_view(customer_id, today),
+        "small_remainders": await cash_application.small_remainders(customer_id=customer_id),
+        "can_apply_cash": staff(request).role in FINANCE,
         "level_labels": LEVEL_LABELS,
         "last_call": await calls.last_call(customer_id),
         "email_templates": await calls.email_templates(customer.company),

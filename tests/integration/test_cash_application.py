@@ -316,7 +316,7 @@ async def test_finance_applies_a_bank_payment_and_a_credit_note_and_every_face_a
     assert len(text.splitlines()) == 3 and "F-1" in text and "1000.00" in text
 
 
-async def test_small_remainders_are_written_off_and_not_chased(db):
+async def test_small_remainders_are_written_off_and_not_chased(db, databases, settings):
     company = await make_company(code="TOL", writeoff_tolerance_minor=1000, dunning_min_minor=0)
     await install_defaults(company.id)
     payer = await make_customer(company, name="Payer", payer_profile="negligent")
@@ -344,7 +344,23 @@ async def test_small_remainders_are_written_off_and_not_chased(db):
         await cash.write_off(short.id, "  ", FINANCE)
     with pytest.raises(InvalidInput, match="write-off tolerance"):
         await cash.write_off(untouched.id, "small", FINANCE)
-    await cash.write_off(short.id, "Bank charges", FINANCE)
+    # The account page proposes it; finance writes it off from there in one click.
+    await make_staff(Role.finance.value, email="fin2@seller.example")
+    app = create_app(settings, engine=await databases.get(db))
+    async with app_client(app) as bo:
+        token = await sign_in(bo, "fin2@seller.example")
+        page = (await bo.get(f"/backoffice/customers/{payer.id}")).text
+        assert "Remainder <strong>€8.98</strong> on" in page and "Write off €8.98" in page
+        done = await bo.post(
+            f"/backoffice/finance/cash/write-off/{short.id}",
+            data={
+                "_csrf_token": token,
+                "reason": "Bank charges",
+                "back": f"/backoffice/customers/{payer.id}",
+            },
+        )
+        assert done.headers["location"] == f"/backoffice/customers/{payer.id}"
+        assert "Remainder written off" in (await bo.get(done.headers["location"])).text
     closed = await Item.objects().get(Item.id == short.id)
     assert (closed.open_minor, closed.status) == (0, "written_off")
     assert await cash.small_remainders() == []
