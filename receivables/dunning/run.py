@@ -75,7 +75,7 @@ from receivables.settings import Settings
 log = logging.getLogger("relance.dunning")
 BATCH = 200
 OPEN_INVOICE = "kind = 'invoice' AND open_minor > 0 AND status <> 'cancelled'"
-"""Matches the partial index item_open_invoice."""
+"""Matches the partial index item_open_invoice_holds."""
 
 Progress = Callable[[int, int], None]
 DEFAULT_INTERVAL = 7

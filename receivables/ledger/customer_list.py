@@ -1,8 +1,9 @@
 """The back office's customer list: search, filters, sorts and pages over every customer.
 
 Ranking by overdue amount or oldest due date reads only the partial index
-`item_open_invoice` (open, uncancelled invoices; index-only on Postgres): one aggregate
-grouped by customer ranks the customers that have something overdue (or open), and only
+`item_open_invoice_holds` (open, uncancelled invoices with the columns of their holds;
+index-only on Postgres): one aggregate grouped by customer ranks the customers that have
+something overdue (or open), and only
 the page's customers are then joined. Customers with nothing overdue (or open) follow, by
 name. Customer-level filters are applied inside the aggregate, so a search ranks only the
 matching customers' items. Then one query gives the page's exact figures per currency and
@@ -100,7 +101,7 @@ class CustomerPage:
         return self.first_index + len(self.rows) - 1
 
 
-# The aggregate's WHERE: exactly the rows of the partial index item_open_invoice.
+# The aggregate's WHERE: exactly the rows of the partial index item_open_invoice_holds.
 _OPEN_INVOICE = (
     f"i.kind = '{ItemKind.invoice.value}' AND i.open_minor > 0 "
     f"AND i.status <> '{ItemStatus.cancelled.value}'"
