@@ -250,10 +250,15 @@ async def bank_import(request: Request) -> Template | Redirect:
             problems = [str(p) for p in exc.problems]
         else:
             message = (
-                f"{report.credits} credits imported: {report.proposed} proposed, "
+                f"{report.credits} credit{'s' if report.credits != 1 else ''} imported: "
+                f"{report.proposed} proposed, "
                 f"{report.review} to review"
                 + (f"; {report.duplicates} already imported" if report.duplicates else "")
-                + (f"; {report.debits} debits skipped" if report.debits else "")
+                + (
+                    f"; {report.debits} debit{'s' if report.debits != 1 else ''} skipped"
+                    if report.debits
+                    else ""
+                )
                 + ". Nothing is allocated until you confirm."
             )
             return done(request, f"{BASE}/bank/{report.statement_id}", message)
@@ -297,7 +302,8 @@ async def statement_confirm(request: Request, statement_id: FromPath[int]) -> Re
     count = await bank_reconciliation.confirm_proposed(
         statement_id, actor=staff_actor(staff(request))
     )
-    return done(request, f"{BASE}/bank/{statement_id}", f"{count} proposed lines confirmed.")
+    lines = f"{count} proposed line{'s' if count != 1 else ''}"
+    return done(request, f"{BASE}/bank/{statement_id}", f"{lines} confirmed.")
 
 
 @get("/finance/bank/lines/{line_id:int}", name="bo:finance-line", opt=roles(FINANCE))

@@ -90,7 +90,8 @@ async def scenario_defaults(request: Request) -> Redirect:
     return done(
         request,
         f"{SCENARIOS}?company={company.id}",
-        f"Installed {scenarios} default scenario(s) and {templates} template(s)."
+        f"Installed {scenarios} default scenario{'s' if scenarios != 1 else ''} and "
+        f"{templates} template{'s' if templates != 1 else ''}."
         if scenarios or templates
         else "Every default scenario and template is already there.",
     )

@@ -395,7 +395,8 @@ async def send_action(
             actor=actor,
             settings=settings,
         )
-        await DunningAction.update({DunningAction.outcome: f"{len(ids)} email(s) sent"}).where(
+        sent = f"{len(ids)} email{'s' if len(ids) != 1 else ''} sent"
+        await DunningAction.update({DunningAction.outcome: sent}).where(
             DunningAction.id == action_id
         )
         await history.record(

@@ -1972,7 +1972,8 @@ class Changeset:
             updated = await _update_many(Item, managed, rows, guard=("total_minor", "open_minor"))
             if updated != len(rows):
                 raise Conflict(
-                    f"{len(rows) - updated} item(s) received payments while this import ran; "
+                    f"{len(rows) - updated} item{'s' if len(rows) - updated != 1 else ''} "
+                    "received payments while this import ran; "
                     "nothing was written, run it again"
                 )
             for (record, code), change in chunk:
