@@ -29,7 +29,7 @@ from receivables.ledger.tables import Company
 from receivables.settings import Settings, get_settings
 from web.client_address import ClientAddressMiddleware
 from web.filters import register_filters
-from web.i18n import install_gettext
+from web.i18n import install_gettext, request_language
 from web.middleware import access_log, security_headers
 
 ROOT = Path(__file__).resolve().parent
@@ -46,7 +46,11 @@ def _error_page(request: Request, status: int, template: str, **context: Any) ->
         return Response(
             {"status_code": status, **context}, status_code=status, media_type=MediaType.JSON
         )
-    return Template(template_name=template, context=context, status_code=status)
+    return Template(
+        template_name=template,
+        context={"lang": request_language(request.headers, request.cookies), **context},
+        status_code=status,
+    )
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -62,7 +66,11 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
         return _server_error(request, exc)
     return Template(
         template_name="errors/error.html",
-        context={"status": status, "detail": exc.detail},
+        context={
+            "status": status,
+            "detail": exc.detail,
+            "lang": request_language(request.headers, request.cookies),
+        },
         status_code=status,
         headers=exc.headers,
     )
@@ -91,7 +99,11 @@ def _invalid(request: Request, exc: InvalidInput) -> Response:
         )
     return Template(
         template_name="errors/error.html",
-        context={"status": 400, "detail": str(exc)},
+        context={
+            "status": 400,
+            "detail": str(exc),
+            "lang": request_language(request.headers, request.cookies),
+        },
         status_code=400,
     )
 
@@ -101,7 +113,11 @@ def _conflict(request: Request, exc: Exception) -> Response:
         return Response({"status_code": 409, "detail": str(exc)}, status_code=409)
     return Template(
         template_name="errors/error.html",
-        context={"status": 409, "detail": str(exc)},
+        context={
+            "status": 409,
+            "detail": str(exc),
+            "lang": request_language(request.headers, request.cookies),
+        },
         status_code=409,
     )
 

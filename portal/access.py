@@ -25,7 +25,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from receivables.access.rate_limits import RateLimit, client_bucket
-from receivables.i18n import LANGUAGES, choose_language, locale_for, translator
+from receivables.i18n import LANGUAGES, locale_for, translator
 from receivables.portal.deep_links import landing
 from receivables.portal.emails import PortalMail
 from receivables.portal.fresh_links import send_fresh_links
@@ -33,6 +33,7 @@ from receivables.portal.sessions import SESSION_HOURS, Visit, csrf_ok, exchange_
 from receivables.portal.sessions import set_language as remember_language
 from receivables.settings import Settings
 from web.client_address import client_ip
+from web.i18n import LANGUAGE_COOKIE, request_language
 from web.mailing import TemplateComposer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,10 +78,8 @@ def portal_mail(request: Request) -> PortalMail:
 
 
 def browser_language(request: Request) -> str:
-    """Pages without an account (dead links) follow the browser's Accept-Language."""
-    header = request.headers.get("accept-language", "")
-    tags = [part.split(";")[0].strip() for part in header.split(",") if part.strip()]
-    return choose_language(*tags)
+    """Pages without an account (dead links): the language last chosen, else the browser's."""
+    return request_language(request.headers, request.cookies)
 
 
 @lru_cache(maxsize=32)
@@ -192,11 +191,21 @@ async def ask_fresh_link(request: Request, token: FromPath[str]) -> Response:
 async def choose_page_language(request: Request, visit: NamedDependency[Visit]) -> Redirect:
     form = await request.form()
     require_csrf(request, visit, form)
-    await remember_language(visit, str(form.get("language") or ""))
+    kept = await remember_language(visit, str(form.get("language") or ""))
     back = str(form.get("next") or "/p/statement")
     if not back.startswith("/p/") or back.startswith("//"):
         back = "/p/statement"
-    return Redirect(path=back, status_code=303)
+    # Also for the pages a visit does not reach: a dead link, an error page.
+    cookie = Cookie(
+        key=LANGUAGE_COOKIE,
+        value=kept,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request).https,
+        max_age=365 * 24 * 3600 if kept else 0,
+    )
+    return Redirect(path=back, status_code=303, cookies=[cookie])
 
 
 def visit_ended(request: Request, _exc: Exception) -> Response:

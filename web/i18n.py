@@ -3,12 +3,13 @@ context's `lang` (English when a page sets none), for every Environment the proj
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 
-from receivables.i18n import translations
+from receivables.i18n import choose_language, normalise, translations
 
 
 def _language(context: Context) -> str:
@@ -47,3 +48,17 @@ def install_gettext(env: Environment) -> Environment:
         npgettext=_npgettext,
     )
     return env
+
+
+LANGUAGE_COOKIE = "relance_lang"
+"""The language a visitor chose in the portal, kept for pages without a visit (dead links,
+errors); it says nothing else about them."""
+
+
+def request_language(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str:
+    """Pages without an account or a user: the chosen language, else the browser's."""
+    if chosen := normalise(cookies.get(LANGUAGE_COOKIE)):
+        return chosen
+    header = headers.get("accept-language", "")
+    tags = [part.split(";")[0].strip() for part in header.split(",") if part.strip()]
+    return choose_language(*tags)

@@ -29,6 +29,9 @@ class StaffUser(Table, tablename="staff_user"):
     role = Varchar(length=12, choices=Role, default=Role.viewer)
     password_hash = Varchar(length=200, secret=True)
     active = Boolean(default=True)
+    language = Varchar(
+        length=5, default="en", help_text="The language of their pages and notifications."
+    )
     created_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -30,7 +30,6 @@ from receivables.dunning.messages import (
     hashtag_values,
     load_facts,
     open_items_table,
-    words,
 )
 from receivables.dunning.sending import Texts, pick, snapshot_of, template_texts
 from receivables.dunning.tables import (
@@ -41,7 +40,7 @@ from receivables.dunning.tables import (
 )
 from receivables.errors import Conflict, InvalidInput, NotFound
 from receivables.history import Actor
-from receivables.i18n import locale_for
+from receivables.i18n import N_, locale_for, translator
 from receivables.ledger.tables import Company, Contact, Item
 from receivables.mail.outbox import Attachment
 from receivables.money import format_money
@@ -52,68 +51,19 @@ SKELETON = ROOT / "templates" / "documents" / "letter.html"
 STATIC = ROOT / "static"
 SLOT = re.compile(r"<!-- slot:(\w+) -->")
 
-LETTER_WORDS = {
-    "en": {
-        "delivery": "Recorded delivery with acknowledgement of receipt",
-        "attention": "For the attention of {name}",
-        "statement": "Statement of account at {date}",
-        "invoice_copy": "Copy of invoice {number}",
-        "penalties": "Late-payment penalties, invoice by invoice",
-        "days": "Days late",
-        "base": "Overdue",
-        "interest": "Interest",
-        "compensation": "Compensation",
-        "waived": "Penalties waived: {numbers}.",
-        "pay_to": "Payment by bank transfer to {name}, IBAN {iban}, BIC {bic}, quoting the invoice numbers.",
-        "issued": "Issued on",
-        "due": "Due on",
-        "amount": "Amount",
-        "open": "Open",
-        "po": "Purchase order",
-        "copy_note": "This copy is issued for information; the original invoice prevails.",
-        "legal": {
-            "france": "Late payment automatically gives rise, under Article L441-10 of the French Commercial Code, to interest at the ECB rate plus ten points and to a fixed compensation of EUR 40 per invoice for recovery costs (Article D441-5).",
-            "eu": "Under Directive 2011/7/EU on combating late payment in commercial transactions, interest is due at the ECB reference rate plus eight points, together with a fixed sum of EUR 40 per invoice for recovery costs.",
-            "uk": "Under the Late Payment of Commercial Debts (Interest) Act 1998, statutory interest runs at eight per cent over the Bank of England reference rate, and fixed compensation of GBP 40, 70 or 100 per invoice is due according to its amount.",
-            "fixed": "Late payment gives rise to interest at the rate stated in our terms of sale.",
-            "none": "",
-        },
-        "notice": "This letter constitutes formal notice to pay.",
-        "deadline": "Failing payment of the amounts due by {date}, we will hand the matter over for recovery proceedings without further notice.",
-    },
-    "fr": {
-        "delivery": "Lettre recommandée avec accusé de réception",
-        "attention": "À l'attention de {name}",
-        "statement": "Relevé de compte au {date}",
-        "invoice_copy": "Copie de la facture {number}",
-        "penalties": "Pénalités de retard, facture par facture",
-        "days": "Jours de retard",
-        "base": "Échu",
-        "interest": "Intérêts",
-        "compensation": "Indemnité",
-        "waived": "Pénalités abandonnées : {numbers}.",
-        "pay_to": "Règlement par virement à {name}, IBAN {iban}, BIC {bic}, en rappelant les numéros de facture.",
-        "issued": "Émise le",
-        "due": "Échéance",
-        "amount": "Montant",
-        "open": "Reste dû",
-        "po": "Bon de commande",
-        "copy_note": "Copie délivrée pour information ; la facture originale fait foi.",
-        "legal": {
-            "france": "Conformément à l'article L441-10 du Code de commerce, tout retard de paiement entraîne de plein droit des pénalités au taux de la BCE majoré de dix points et une indemnité forfaitaire pour frais de recouvrement de 40 euros par facture (article D441-5).",
-            "eu": "Conformément à la directive 2011/7/UE concernant la lutte contre le retard de paiement, des intérêts sont dus au taux de référence de la BCE majoré de huit points, ainsi qu'une indemnité forfaitaire de 40 euros par facture pour frais de recouvrement.",
-            "uk": "En application du Late Payment of Commercial Debts (Interest) Act 1998, des intérêts courent au taux de la Banque d'Angleterre majoré de huit points, et une indemnité de 40, 70 ou 100 livres par facture est due selon son montant.",
-            "fixed": "Tout retard de paiement donne lieu à des intérêts au taux prévu par nos conditions générales de vente.",
-            "none": "",
-        },
-        "notice": "Le présent courrier vaut mise en demeure au sens de l'article 1344 du Code civil.",
-        "deadline": "À défaut de règlement des sommes dues au plus tard le {date}, nous engagerons une procédure de recouvrement sans autre avis.",
-    },
+LEGAL = {
+    "france": N_(
+        "Late payment automatically gives rise, under Article L441-10 of the French Commercial Code, to interest at the ECB rate plus ten points and to a fixed compensation of EUR 40 per invoice for recovery costs (Article D441-5)."
+    ),
+    "eu": N_(
+        "Under Directive 2011/7/EU on combating late payment in commercial transactions, interest is due at the ECB reference rate plus eight points, together with a fixed sum of EUR 40 per invoice for recovery costs."
+    ),
+    "uk": N_(
+        "Under the Late Payment of Commercial Debts (Interest) Act 1998, statutory interest runs at eight per cent over the Bank of England reference rate, and fixed compensation of GBP 40, 70 or 100 per invoice is due according to its amount."
+    ),
+    "fixed": N_("Late payment gives rise to interest at the rate stated in our terms of sale."),
 }
-
-
-def letter_words(language: str) -> dict:
-    return LETTER_WORDS.get(language, LETTER_WORDS["en"])
+"""The law a letter cites per penalty policy (none for 'none'), translated where printed."""
 
 
 def assets(settings: Settings) -> Assets:
@@ -155,12 +105,13 @@ def _letterhead(company: Company) -> str:
 
 
 def _recipient(facts: AccountFacts, contact: Contact | None, language: str) -> str:
+    _ = translator(language)
     customer = facts.customer
     parts = [f"<strong>{html.escape(customer.name)}</strong>"]
     if contact and contact.name:
         parts.append(
             '<span class="attention">'
-            + html.escape(letter_words(language)["attention"].format(name=contact.name))
+            + html.escape(_("For the attention of %(name)s", name=contact.name))
             + "</span>"
         )
     if customer.address:
@@ -178,8 +129,12 @@ def _place_date(company: Company, on: date, locale: str) -> str:
 def _payment(company: Company, language: str) -> str:
     if not company.iban:
         return ""
-    text = letter_words(language)["pay_to"].format(
-        name=company.name, iban=company.iban, bic=company.bic or "—"
+    _ = translator(language)
+    text = _(
+        "Payment by bank transfer to %(name)s, IBAN %(iban)s, BIC %(bic)s, quoting the invoice numbers.",
+        name=company.name,
+        iban=company.iban,
+        bic=company.bic or "—",
     )
     return f'<div class="payment">{html.escape(text)}</div>'
 
@@ -188,8 +143,7 @@ def _penalty_table(facts: AccountFacts, language: str, locale: str) -> str:
     p = facts.penalties
     if p is None or not p.lines:
         return ""
-    w = letter_words(language)
-    m = words(language)
+    _ = translator(language)
     rows = []
     for line in p.lines:
         interest = (
@@ -208,16 +162,20 @@ def _penalty_table(facts: AccountFacts, language: str, locale: str) -> str:
             f'<td class="num">{html.escape(interest)}</td><td class="num">{html.escape(comp)}</td></tr>'
         )
     total = _amounts(list(p.totals.values()), locale) if p.totals else "—"
+    heads = [_("Invoice"), _("Days late"), _("Overdue amount"), _("Interest"), _("Compensation")]
+    cells = f"<th>{html.escape(heads[0])}</th>" + "".join(
+        f'<th class="num">{html.escape(h)}</th>' for h in heads[1:]
+    )
+    title = _("Late-payment penalties, invoice by invoice")
+    waived = ", ".join(x.number for x in p.waived)
     return (
-        f"<h2>{html.escape(w['penalties'])}</h2><table><thead><tr>"
-        f'<th>{html.escape(m["invoice"])}</th><th class="num">{html.escape(w["days"])}</th>'
-        f'<th class="num">{html.escape(w["base"])}</th><th class="num">{html.escape(w["interest"])}</th>'
-        f'<th class="num">{html.escape(w["compensation"])}</th></tr></thead><tbody>{"".join(rows)}'
-        f'</tbody><tfoot><tr><td colspan="4">{html.escape(m["penalties_total"])}</td>'
+        f"<h2>{html.escape(title)}</h2><table><thead><tr>{cells}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody><tfoot><tr>"
+        f'<td colspan="4">{html.escape(_("Total penalties"))}</td>'
         f'<td class="num">{html.escape(total)}</td></tr></tfoot></table>'
         + (
-            f"<p>{html.escape(w['waived'].format(numbers=', '.join(x.number for x in p.waived)))}</p>"
-            if p.waived
+            f"<p>{html.escape(_('Penalties waived: %(numbers)s.', numbers=waived))}</p>"
+            if waived
             else ""
         )
     )
@@ -236,12 +194,18 @@ def notice_deadline(company: Company, posted_on: date) -> date:
 
 
 def _legal(company: Company, language: str, notice: bool, deadline: str = "") -> str:
-    w = letter_words(language)
-    parts = [w["legal"].get(company.penalty_policy, "")]
+    _ = translator(language)
+    law = LEGAL.get(company.penalty_policy)
+    parts = [_(law) if law else ""]
     if notice:
-        parts.append(w["notice"])
+        parts.append(_("This letter constitutes formal notice to pay."))
         if deadline:
-            parts.append(w["deadline"].format(date=deadline))
+            parts.append(
+                _(
+                    "Failing payment of the amounts due by %(date)s, we will hand the matter over for recovery proceedings without further notice.",
+                    date=deadline,
+                )
+            )
     return " ".join(html.escape(p) for p in parts if p)
 
 
@@ -258,6 +222,8 @@ def letter_html(facts: AccountFacts, texts: Texts, contact: Contact | None) -> s
         facts, language=language, contact=contact, portal_url=None, base_url="", logo_src=logo_src
     )
     subject = hashtags.render_line(texts.subject, values)
+    _ = translator(language)
+    delivery = _("Recorded delivery with acknowledgement of receipt")
     return fill(
         {
             "lang": html.escape(language),
@@ -266,7 +232,7 @@ def letter_html(facts: AccountFacts, texts: Texts, contact: Contact | None) -> s
             "letterhead": _letterhead(facts.company),
             "recipient": _recipient(facts, contact, language),
             "place_date": _place_date(facts.company, facts.on, locale),
-            "delivery": f'<p class="delivery">{html.escape(letter_words(language)["delivery"])}</p>',
+            "delivery": f'<p class="delivery">{html.escape(delivery)}</p>',
             "subject": html.escape(subject),
             "body": hashtags.render_html(texts.body, values),
             "details": _penalty_table(facts, language, locale),
@@ -283,7 +249,8 @@ def letter_html(facts: AccountFacts, texts: Texts, contact: Contact | None) -> s
 
 def statement_html(facts: AccountFacts, language: str, contact: Contact | None) -> str:
     locale = locale_for(language, facts.company.locale)
-    title = letter_words(language)["statement"].format(date=_day(facts.on, locale))
+    _ = translator(language)
+    title = _("Statement of account at %(date)s", date=_day(facts.on, locale))
     return fill(
         {
             "lang": html.escape(language),
@@ -304,17 +271,17 @@ def statement_html(facts: AccountFacts, language: str, contact: Contact | None) 
 def invoice_copy_html(facts: AccountFacts, item: dict, language: str) -> str:
     """For invoices the ERP sent without a PDF: the facts of the invoice, marked as a copy."""
     locale = locale_for(language, facts.company.locale)
-    w = letter_words(language)
-    title = w["invoice_copy"].format(number=item["number"])
+    _ = translator(language)
+    title = _("Copy of invoice %(number)s", number=item["number"])
     cur = item["currency"]
     rows = [
-        (w["issued"], _day(item["issue_date"], locale, "medium")),
-        (w["due"], _day(item["due_date"], locale, "medium")),
-        (w["amount"], format_money(_minor(item["total_minor"], cur), cur, locale)),
-        (w["open"], format_money(_minor(item["open_minor"], cur), cur, locale)),
+        (_("Issued on"), _day(item["issue_date"], locale, "medium")),
+        (_("Due on"), _day(item["due_date"], locale, "medium")),
+        (_("Amount"), format_money(_minor(item["total_minor"], cur), cur, locale)),
+        (_("Open"), format_money(_minor(item["open_minor"], cur), cur, locale)),
     ]
     if item.get("po_number"):
-        rows.append((w["po"], item["po_number"]))
+        rows.append((_("Purchase order"), item["po_number"]))
     table = (
         "<table>"
         + "".join(
@@ -334,7 +301,9 @@ def invoice_copy_html(facts: AccountFacts, item: dict, language: str) -> str:
             "subject": html.escape(title),
             "details": table,
             "payment": _payment(facts.company, language),
-            "legal": html.escape(w["copy_note"]),
+            "legal": html.escape(
+                _("This copy is issued for information; the original invoice prevails.")
+            ),
         }
     )
 

@@ -21,7 +21,7 @@ from receivables.access.tables import StaffUser
 from receivables.dunning import hashtags
 from receivables.dunning.hashtags import Value
 from receivables.dunning.reference_rates import statement_penalties, terms_for
-from receivables.i18n import choose_language, locale_for, translator
+from receivables.i18n import N_, choose_language, locale_for, translator
 from receivables.ledger.penalties import Penalties, PenaltyTerms
 from receivables.ledger.statement import OpenItem, Statement, build_statement
 from receivables.ledger.tables import Company, Contact, Customer, ItemStatus
@@ -40,98 +40,11 @@ MAX_INVOICE_LINKS = 50
 MAX_WORDS_SHOWN = 160
 """Characters of the customer's own words quoted beside a held invoice."""
 
-WORDS = {
-    "en": {
-        "to_pay": "To pay now",
-        "coming_due": "Coming due: please check that nothing blocks payment",
-        "on_hold": "On hold",
-        "credits": "Credits",
-        "invoice": "Invoice",
-        "due": "Due date",
-        "days_late": "Days late",
-        "open": "Open",
-        "note": "Note",
-        "total": "Total",
-        "total_open": "Total open",
-        "nothing": "Nothing is overdue.",
-        "credit_note": "Credit note",
-        "payment": "Payment received",
-        "disputed": "Disputed",
-        "promised": "Promised for {date}",
-        "paid_pending": "Payment reported, being checked",
-        "payment_in_progress": "Payment in progress",
-        "interest": "Late-payment interest ({rate} a year)",
-        "interest_unknown": "Late-payment interest (rate not available)",
-        "compensation": "Fixed compensation for recovery costs",
-        "penalties_total": "Total penalties",
-        "portal": "See your account, download invoices and answer online",
-        "portal_preview": "(a personal link is made for each recipient when sent)",
-        "sir_or_madam": "Sir or Madam",
-        "items_with": "{n} late invoice(s)",
-        "disputed_for": "Disputed: {reason}",
-        "answer_paid": "You told us it was paid on {date}",
-        "answer_paid_undated": "You told us it was paid",
-        "answer_promise": "You told us you will pay on {date}",
-        "answer_dispute": "You disputed it: {reason}",
-        "answer_dispute_unexplained": "You disputed it",
-        "answer_question": "You asked us a question",
-        "answer_pending": "Your answer is awaiting our confirmation",
-        "your_words": "{note} — “{words}”",
-        "door": "{label}: {url}",
-        "view_and_pay": "View and pay online",
-        "invoice_pdfs": "Your invoices (PDF):",
-        "invoice_pdf": "Invoice {number}",
-        "more_invoices": "{n} more invoice(s) on your online statement",
-        "excel": "Your statement as an Excel file",
-    },
-    "fr": {
-        "to_pay": "À régler dès maintenant",
-        "coming_due": "À échoir : merci de vérifier que rien ne bloque le paiement",
-        "on_hold": "En attente",
-        "credits": "Avoirs et paiements",
-        "invoice": "Facture",
-        "due": "Échéance",
-        "days_late": "Jours de retard",
-        "open": "Reste dû",
-        "note": "Remarque",
-        "total": "Total",
-        "total_open": "Total restant dû",
-        "nothing": "Rien n'est échu.",
-        "credit_note": "Avoir",
-        "payment": "Paiement reçu",
-        "disputed": "Contestée",
-        "promised": "Paiement promis le {date}",
-        "paid_pending": "Paiement signalé, en cours de vérification",
-        "payment_in_progress": "Paiement en cours",
-        "interest": "Intérêts de retard ({rate} par an)",
-        "interest_unknown": "Intérêts de retard (taux non disponible)",
-        "compensation": "Indemnité forfaitaire pour frais de recouvrement",
-        "penalties_total": "Total des pénalités",
-        "portal": "Consultez votre compte, téléchargez vos factures et répondez en ligne",
-        "portal_preview": "(un lien personnel est créé pour chaque destinataire à l'envoi)",
-        "sir_or_madam": "Madame, Monsieur",
-        "items_with": "{n} facture(s) en retard",
-        "disputed_for": "Contestée : {reason}",
-        "answer_paid": "Vous nous avez indiqué l'avoir réglée le {date}",
-        "answer_paid_undated": "Vous nous avez indiqué l'avoir réglée",
-        "answer_promise": "Vous nous avez indiqué la régler le {date}",
-        "answer_dispute": "Vous la contestez : {reason}",
-        "answer_dispute_unexplained": "Vous la contestez",
-        "answer_question": "Vous nous avez posé une question",
-        "answer_pending": "Votre réponse attend notre confirmation",
-        "your_words": "{note} — « {words} »",
-        "door": "{label} : {url}",
-        "view_and_pay": "Consulter et payer en ligne",
-        "invoice_pdfs": "Vos factures (PDF) :",
-        "invoice_pdf": "Facture {number}",
-        "more_invoices": "{n} autre(s) facture(s) sur votre relevé en ligne",
-        "excel": "Votre relevé au format Excel",
-    },
+STATUS_NOTES = {
+    "paid_pending": N_("Payment reported, being checked"),
+    "payment_in_progress": N_("Payment in progress"),
 }
-
-
-def words(language: str) -> dict[str, str]:
-    return WORDS.get(language, WORDS["en"])
+"""The note beside an invoice whose payment is on its way, translated where written."""
 
 
 # ------------------------------------------------------------------ the facts
@@ -265,40 +178,42 @@ def _quoted(text: str) -> str:
 
 def _answer_note(kind: str, answer: PendingAnswer | None, language: str, locale: str) -> str:
     """A held invoice's pending answer, told back to the customer, with their own words."""
-    w = words(language)
+    _ = translator(language)
     if answer is not None and answer.kind != kind:
         answer = None  # the answer changed under us: say only that one is waiting
     if kind == FeedbackKind.paid.value:
         paid_on = answer.paid_on if answer else None
-        note = w["answer_paid"].format(date=_day(paid_on, locale)) if paid_on else ""
-        note = note or w["answer_paid_undated"]
+        note = (
+            _("You told us it was paid on %(date)s", date=_day(paid_on, locale)) if paid_on else ""
+        )
+        note = note or _("You told us it was paid")
     elif kind == FeedbackKind.promise.value and answer and answer.promise_date:
-        note = w["answer_promise"].format(date=_day(answer.promise_date, locale))
+        note = _("You told us you will pay on %(date)s", date=_day(answer.promise_date, locale))
     elif kind == FeedbackKind.dispute.value:
         reason = reason_label(answer.dispute_reason, language) if answer else ""
-        note = w["answer_dispute"].format(reason=reason) if reason else ""
-        note = note or w["answer_dispute_unexplained"]
+        note = _("You disputed it: %(reason)s", reason=reason) if reason else ""
+        note = note or _("You disputed it")
     elif kind == FeedbackKind.question.value:
-        note = w["answer_question"]
+        note = _("You asked us a question")
     else:
-        note = w["answer_pending"]
+        note = _("Your answer is awaiting our confirmation")
     if answer is not None and answer.text.strip():
-        return w["your_words"].format(note=note, words=_quoted(answer.text))
+        return _("%(note)s — “%(words)s”", note=note, words=_quoted(answer.text))
     return note
 
 
 def _note(item: OpenItem, language: str, locale: str, answer: PendingAnswer | None = None) -> str:
     """Why an invoice is held (or a broken promise), in the customer's language."""
-    w = words(language)
+    _ = translator(language)
     if item.hold.startswith("answer_"):
         return _answer_note(item.hold.removeprefix("answer_"), answer, language, locale)
     if item.status == ItemStatus.disputed.value:
         reason = reason_label(item.dispute_reason, language)
-        return w["disputed_for"].format(reason=reason) if reason else w["disputed"]
+        return _("Disputed: %(reason)s", reason=reason) if reason else _("Disputed")
     if item.status == ItemStatus.promised.value:
-        return w["promised"].format(date=_day(item.promise_date, locale))
+        return _("Promised for %(date)s", date=_day(item.promise_date, locale))
     if item.status in (ItemStatus.paid_pending.value, ItemStatus.payment_in_progress.value):
-        return w[item.status]
+        return _(STATUS_NOTES[item.status])
     return ""
 
 
@@ -401,11 +316,11 @@ def _item_row(
 
 
 def overdue_table(facts: AccountFacts, language: str, locale: str) -> Table:
-    w = words(language)
+    _ = translator(language)
     rows = [_item_row(i, language, locale) for i in facts.to_pay]
-    footer = [[w["total"], "", "", _amounts(_sum(facts.to_pay, facts.company.currency), locale)]]
+    footer = [[_("Total"), "", "", _amounts(_sum(facts.to_pay, facts.company.currency), locale)]]
     return Table(
-        headers=[w["invoice"], w["due"], w["days_late"], w["open"]],
+        headers=[_("Invoice"), _("Due date"), _("Days late"), _("Open")],
         numeric=[False, False, True, True],
         sections=[("", rows)],
         footer=footer,
@@ -413,7 +328,7 @@ def overdue_table(facts: AccountFacts, language: str, locale: str) -> Table:
 
 
 def open_items_table(facts: AccountFacts, language: str, locale: str) -> Table:
-    w = words(language)
+    _ = translator(language)
     st = facts.statement
     credits: list[list[str]] = []
     for credit in st.credit_notes:
@@ -423,7 +338,7 @@ def open_items_table(facts: AccountFacts, language: str, locale: str) -> Table:
                 _day(credit.due_date, locale),
                 "",
                 format_money(-credit.open.amount, credit.currency, locale),
-                w["credit_note"],
+                _("Credit note"),
             ]
         )
     for payment in st.unapplied_payments:
@@ -433,23 +348,26 @@ def open_items_table(facts: AccountFacts, language: str, locale: str) -> Table:
                 _day(payment.received_on, locale),
                 "",
                 format_money(-payment.unapplied.amount, payment.unapplied.currency, locale),
-                w["payment"],
+                _("Payment received"),
             ]
         )
     totals = [t.open for t in st.totals.values()] or [Money.zero(facts.company.currency)]
     return Table(
-        headers=[w["invoice"], w["due"], w["days_late"], w["open"], w["note"]],
+        headers=[_("Invoice"), _("Due date"), _("Days late"), _("Open"), _("Note")],
         numeric=[False, False, True, True, False],
         sections=[
-            (w["to_pay"], [_item_row(i, language, locale, True) for i in facts.to_pay]),
-            (w["coming_due"], [_item_row(i, language, locale, True) for i in facts.coming_due]),
+            (_("To pay now"), [_item_row(i, language, locale, True) for i in facts.to_pay]),
             (
-                w["on_hold"],
+                _("Coming due: please check that nothing blocks payment"),
+                [_item_row(i, language, locale, True) for i in facts.coming_due],
+            ),
+            (
+                _("On hold"),
                 [_item_row(i, language, locale, True, facts.answers) for i in facts.on_hold],
             ),
-            (w["credits"], credits),
+            (_("Credits"), credits),
         ],
-        footer=[[w["total_open"], "", "", _amounts(totals, locale), ""]],
+        footer=[[_("Total open"), "", "", _amounts(totals, locale), ""]],
     )
 
 
@@ -463,21 +381,29 @@ def penalties_value(facts: AccountFacts, language: str, locale: str) -> Value:
     p = facts.penalties
     if p is None:
         return Value("")
-    w = words(language)
+    _ = translator(language)
     parts: list[tuple[str, str]] = []
     if p.interest_computed and p.interest:
-        label = w["interest"].format(rate=_rate(p.annual_rate_bp or 0, locale))
+        label = _(
+            "Late-payment interest (%(rate)s a year)", rate=_rate(p.annual_rate_bp or 0, locale)
+        )
         parts.append((label, _amounts(list(p.interest.values()), locale)))
     elif not p.interest_computed and p.lines:
-        parts.append((w["interest_unknown"], "—"))
+        parts.append((_("Late-payment interest (rate not available)"), "—"))
     if p.compensation:
-        parts.append((w["compensation"], _amounts(list(p.compensation.values()), locale)))
+        parts.append(
+            (
+                _("Fixed compensation for recovery costs"),
+                _amounts(list(p.compensation.values()), locale),
+            )
+        )
     if not parts:
         return Value(_amounts([Money.zero(facts.company.currency)], locale))
     total = _amounts(list(p.totals.values()), locale) if p.totals else ""
-    text = "; ".join(f"{label}: {amount}" for label, amount in parts)
+    total_label = _("Total penalties")
+    text = "; ".join(_("%(label)s: %(value)s", label=k, value=v) for k, v in parts)
     if total and len(parts) > 1:
-        text += f". {w['penalties_total']}: {total}"
+        text += ". " + _("%(label)s: %(value)s", label=total_label, value=total)
     rows = "".join(
         f'<tr><td style="padding:2px 12px 2px 0;">{html.escape(label)}</td>'
         f'<td style="padding:2px 0;text-align:right;white-space:nowrap;">{html.escape(amount)}</td></tr>'
@@ -486,7 +412,7 @@ def penalties_value(facts: AccountFacts, language: str, locale: str) -> Value:
     if total and len(parts) > 1:
         rows += (
             f'<tr><td style="padding:2px 12px 2px 0;font-weight:700;">'
-            f"{html.escape(w['penalties_total'])}</td>"
+            f"{html.escape(total_label)}</td>"
             f'<td style="padding:2px 0;text-align:right;font-weight:700;white-space:nowrap;">'
             f"{html.escape(total)}</td></tr>"
         )
@@ -530,7 +456,7 @@ def _anchor(label: str, href: str | None) -> str:
 def doors_value(facts: AccountFacts, language: str, portal_url: str | None) -> Value:
     """The portal's doors: the button on the signed link, each invoice's PDF and the Excel
     export through that same link; placeholders without a link (previews)."""
-    w = words(language)
+    _ = translator(language)
 
     def door(destination: str) -> str | None:
         return deep_links.deep_link(portal_url, destination) if portal_url else None
@@ -539,38 +465,47 @@ def doors_value(facts: AccountFacts, language: str, portal_url: str | None) -> V
     listed = invoices[:MAX_INVOICE_LINKS]
     more = len(invoices) - len(listed)
     pdfs = [
-        (w["invoice_pdf"].format(number=i.number), door(deep_links.invoice_pdf(i.id)))
+        (_("Invoice %(number)s", number=i.number), door(deep_links.invoice_pdf(i.id)))
         for i in listed
     ]
     excel = door(deep_links.STATEMENT_XLSX)
 
     def line(label: str, href: str | None) -> str:
-        return w["door"].format(label=label, url=href) if href else label
+        return _("%(label)s: %(url)s", label=label, url=href) if href else label
 
-    text = [line(w["view_and_pay"], portal_url or w["portal_preview"]), ""]
+    view_and_pay = _("View and pay online")
+    preview = _("(a personal link is made for each recipient when sent)")
+    your_pdfs = _("Your invoices (PDF):")
+    excel_label = _("Your statement as an Excel file")
+    more_label = _.ngettext(
+        "%(num)d more invoice on your online statement",
+        "%(num)d more invoices on your online statement",
+        more,
+    )
+    text = [line(view_and_pay, portal_url or preview), ""]
     if pdfs:
-        text.append(w["invoice_pdfs"])
+        text.append(your_pdfs)
         text += [line(label, href) for label, href in pdfs]
         if more:
-            text.append(line(w["more_invoices"].format(n=more), portal_url))
-    text.append(line(w["excel"], excel))
+            text.append(line(more_label, portal_url))
+    text.append(line(excel_label, excel))
 
     small = f"margin:0 0 6px 0;{FONT}font-size:14px;color:#52606d;"
-    parts = [_button(w["view_and_pay"], portal_url)]
+    parts = [_button(view_and_pay, portal_url)]
     if portal_url is None:
-        parts.append(f'<p style="{small}"><em>{html.escape(w["portal_preview"])}</em></p>')
+        parts.append(f'<p style="{small}"><em>{html.escape(preview)}</em></p>')
     if pdfs:
         items = "".join(
             f'<li style="margin:0 0 4px 0;">{_anchor(label, href)}</li>' for label, href in pdfs
         )
         if more:
-            items += f'<li style="margin:0 0 4px 0;">{_anchor(w["more_invoices"].format(n=more), portal_url)}</li>'
+            items += f'<li style="margin:0 0 4px 0;">{_anchor(more_label, portal_url)}</li>'
         parts.append(
-            f'<p style="{small}">{html.escape(w["invoice_pdfs"])}</p>'
+            f'<p style="{small}">{html.escape(your_pdfs)}</p>'
             f'<ul style="margin:0 0 10px 0;padding:0 0 0 20px;{FONT}font-size:14px;">{items}</ul>'
         )
     parts.append(
-        f'<p style="margin:0 0 16px 0;{FONT}font-size:14px;">{_anchor(w["excel"], excel)}</p>'
+        f'<p style="margin:0 0 16px 0;{FONT}font-size:14px;">{_anchor(excel_label, excel)}</p>'
     )
     return Value("\n".join(text), "".join(parts), block=True)
 
@@ -624,7 +559,7 @@ def hashtag_values(
     """Every hashtag's value for one recipient; `portal_url` None in previews (no link made)."""
     company, customer = facts.company, facts.customer
     locale = locale_for(language, company.locale)
-    w = words(language)
+    _ = translator(language)
     collector = facts.collector
     oldest = min(facts.to_pay, key=lambda i: i.due_date, default=None) or min(
         facts.coming_due, key=lambda i: i.due_date, default=None
@@ -641,18 +576,20 @@ def hashtag_values(
         else Value("")
     )
     if portal_url is None:
-        link = Value(w["portal_preview"], f"<em>{html.escape(w['portal_preview'])}</em>")
+        preview = _("(a personal link is made for each recipient when sent)")
+        link = Value(preview, f"<em>{html.escape(preview)}</em>")
     else:
+        invitation = _("See your account, download invoices and answer online")
         link = Value(
             portal_url,
-            f'<a href="{html.escape(portal_url)}" style="color:#1d4ed8;">{html.escape(w["portal"])}</a>',
+            f'<a href="{html.escape(portal_url)}" style="color:#1d4ed8;">{html.escape(invitation)}</a>',
         )
     overdue = overdue_table(facts, language, locale)
     everything = open_items_table(facts, language, locale)
     values = {
         "CustomerName": Value(customer.name),
         "CustomerRef": Value(customer.ref),
-        "ContactName": Value((contact.name if contact else "") or w["sir_or_madam"]),
+        "ContactName": Value((contact.name if contact else "") or _("Sir or Madam")),
         "CompanyName": Value(company.name),
         "CompanyLogo": logo,
         "OverdueAmount": Value(_amounts(_sum(facts.to_pay, company.currency), locale)),
@@ -666,7 +603,7 @@ def hashtag_values(
         "Penalties": penalties_value(facts, language, locale),
         "OpenItemsTable": Value(everything.as_text(), everything.as_html(), block=True),
         "OverdueItemsTable": Value(
-            overdue.as_text() if facts.to_pay else w["nothing"],
+            overdue.as_text() if facts.to_pay else _("Nothing is overdue."),
             overdue.as_html() if facts.to_pay else None,
             block=bool(facts.to_pay),
         ),

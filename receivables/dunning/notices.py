@@ -1,7 +1,8 @@
 """Emails to staff about an account's collection: a promise broken.
 
 Written to the outbox in the run's transaction, to the assigned collector (else the
-company's address), in the company's language; the customer never receives these.
+company's address), in the collector's language (else the company's); the customer never
+receives these.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from collections import defaultdict
 from email.utils import formataddr
 from typing import Any
 
+from babel.dates import format_date
+
 from receivables.access.tables import StaffUser
 from receivables.history import Actor
+from receivables.i18n import choose_language, locale_for, translator
 from receivables.ledger.tables import Company, Customer
 from receivables.mail.outbox import Recipient, queue_email
 from receivables.settings import Settings
@@ -41,17 +45,40 @@ async def notify_broken_promises(
         address = collector.email if collector else company.email
         if not address:
             continue
+        language = choose_language(collector.language if collector else "", company.locale)
+        locale = locale_for(language, company.locale)
+        _ = translator(language)
         lines = [
-            f"- {e['number']}: promised for {e['promised_for']:%Y-%m-%d}, still unpaid"
+            "- "
+            + _(
+                "%(number)s: promised for %(date)s, still unpaid",
+                number=e["number"],
+                date=format_date(e["promised_for"], format="medium", locale=locale),
+            )
             for e in sorted(entries, key=lambda e: e["number"])
         ]
-        name = f" {collector.name}" if collector and collector.name else ""
+        hello = _(
+            "Hello%(name)s,", name=f" {collector.name}" if collector and collector.name else ""
+        )
+        broke = _.ngettext(
+            "%(customer)s (%(ref)s) did not keep its promise to pay:",
+            "%(customer)s (%(ref)s) did not keep its promises to pay:",
+            len(entries),
+            customer=customer.name,
+            ref=customer.ref,
+        )
+        again = _.ngettext(
+            "The invoice asks for payment again.",
+            "The invoices ask for payment again.",
+            len(entries),
+        )
         text = (
-            f"Hello{name},\n\n{customer.name} ({customer.ref}) did not keep "
-            f"{'its promise' if len(entries) == 1 else 'its promises'} to pay:\n\n"
+            f"{hello}\n\n{broke}\n\n"
             + "\n".join(lines)
-            + f"\n\nThe invoices ask for payment again.\n{settings.base_url}/backoffice/customers/"
-            f"{customer.id}\n"
+            + f"\n\n{again}\n{settings.base_url}/backoffice/customers/{customer.id}\n"
+        )
+        subject = _(
+            "Promise broken: %(customer)s (%(ref)s)", customer=customer.name, ref=customer.ref
         )
         # The account's own chain (the run's batch holds its lock already); a company-wide
         # event here would take the company chain after the accounts' (a deadlock with an
@@ -62,7 +89,7 @@ async def notify_broken_promises(
             kind=BROKEN_KIND,
             mail_from=formataddr((company.name, company.email or settings.smtp_from)),
             to=[Recipient(address, collector.name if collector else company.name)],
-            subject=f"Promise broken: {customer.name} ({customer.ref})",
+            subject=subject,
             text_body=text,
             actor=actor,
             details={"customer": customer.id, "items": [e["number"] for e in entries]},

@@ -23,7 +23,7 @@ from receivables.db import atomic, is_postgres
 from receivables.documents import storage
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
-from receivables.i18n import N_, choose_language
+from receivables.i18n import N_, choose_language, locale_for
 from receivables.ledger.promises import open_promise
 from receivables.ledger.tables import Company, Contact, Customer, Item, ItemKind, ItemStatus
 from receivables.mail.outbox import Recipient, queue_email
@@ -300,7 +300,8 @@ async def _notify_collector(
     else:
         log.warning("feedback %s: no collector nor company address to notify", result.batch)
         return ""
-    language = choose_language(company.locale)
+    # The collector reads it in their own language; the company's address in the company's.
+    language = choose_language(collector.language if collector else "", company.locale)
     answers = [
         {
             "id": fid,
@@ -321,7 +322,7 @@ async def _notify_collector(
         "answer": answer,
         "answers": answers,
         "has_proof": bool(answer.proof_ext),
-        "locale": company.locale or "en_GB",
+        "locale": locale_for(language, company.locale),
     }
     email = mail.compose("feedback_received", context, language)
     await queue_email(

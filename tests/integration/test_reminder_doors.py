@@ -259,19 +259,20 @@ async def test_held_invoices_say_why_in_french_with_the_customers_own_words(app,
     text, html = (await sent_reminders(tmp_path))[contact.email]
     held = text[text.index("En attente") :]
     day = messages._day(paid_on, "fr_FR")
-    for part in (held, html.replace("&#x27;", "'")):
-        # The customer's words on one line, in their language's quotes.
+    for part in (held, html):
+        # The customer's words on one line, in their language's quotes; French spacing
+        # (a no-break space before the colon and inside the quotes).
         assert (
-            f"Vous nous avez indiqué l'avoir réglée le {day} — « Virement du 12, réf. 8841 »"
-            in (part)
+            f"Vous nous avez indiqué l’avoir réglée le {day} — «\u00a0Virement du 12, réf. 8841\u00a0»"
+            in part
         )
-        assert "Vous la contestez : Prix — « Tarif 2024 appliqué »" in part
-        assert "Contestée : Qualité" in part and "quality" not in part
+        assert "Vous la contestez\u00a0: Prix — «\u00a0Tarif 2024 appliqué\u00a0»" in part
+        assert "Contestée\u00a0: Qualité" in part and "quality" not in part
         assert "Paiement promis le" in part
     for number in ("F-2002", "F-2003", "F-2004", "F-2005"):
         assert number in held
-    assert "Consulter et payer en ligne : http://testserver.local/p/" in text
-    assert "Votre relevé au format Excel : http://testserver.local/p/" in text
+    assert "Consulter et payer en ligne\u00a0: http://testserver.local/p/" in text
+    assert "Votre relevé au format Excel\u00a0: http://testserver.local/p/" in text
 
 
 async def test_the_signature_is_the_collectors_else_the_companys(app, tmp_path):
@@ -309,7 +310,7 @@ async def test_a_preview_shows_placeholders_and_no_link(db, monkeypatch):
         assert "View and pay online" in part
         assert "a personal link is made for each recipient when sent" in part
         assert "Invoice F-300" in part and "Invoice F-301" in part and "F-302" not in part
-        assert "1 more invoice(s) on your online statement" in part
+        assert "1 more invoice on your online statement" in part
         assert "/p/" not in part and "next=" not in part
     assert await PortalLink.count() == 0
 
