@@ -185,7 +185,7 @@ def bare_app(url: str, customer_id: int):
 
     from app import template_environment
     from portal.access import SESSION_COOKIE, page_context
-    from portal.display import PAGE_ROWS
+    from portal.display import KINDS, METHODS, PAGE_ROWS, REASONS
     from receivables import db
     from receivables.dunning.reference_rates import statement_penalties
     from receivables.ledger.statement import (
@@ -310,7 +310,16 @@ def bare_app(url: str, customer_id: int):
             rows=lines,
             rows_total=len(st.invoices),
             listing=listing(every),
-            counts={"all": len(st.invoices), "overdue": overdue, "due": len(lines) - overdue},
+            counts={
+                "all": len(st.invoices),
+                "overdue": overdue,
+                "due": len(st.invoices) - overdue,
+                "to_pay": len(st.overdue),
+                "on_hold": len(st.on_hold),
+            },
+            reasons=REASONS,
+            methods=METHODS,
+            kinds=KINDS,
             credit_rows=[(c, t("Credit note"), "muted", "") for c in st.credit_notes],
             iban="FR76 3000 6000 0112 3456 7890 189",
             penalty_rate="",
