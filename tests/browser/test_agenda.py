@@ -14,14 +14,16 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from receivables import db
+from receivables.clock import today_in
 from receivables.demo import DEMO_PASSWORD, seed
+from receivables.demo.data import COMPANY_TIMEZONE
 from receivables.dunning.run import run_dunning
 from receivables.settings import load_settings
 from tests.browser.conftest import _free_port, _require_browser, screenshot_path
@@ -45,7 +47,9 @@ def _prepare(database: Path) -> None:
         await db.migrate(engine)
         await db.start(engine)
         settings = load_settings({"SECRET_KEY": TEST_SECRET, "DATABASE_URL": url})
-        today = date.today()
+        # The company's date (Europe/Paris), as the served agenda reads it: the server's
+        # date lags it by an hour or two before midnight UTC.
+        today = today_in(COMPANY_TIMEZONE)
         await seed(today)
         for back in range(DAYS, -1, -1):
             await run_dunning(today - timedelta(days=back), settings, triggered_by="replay")
