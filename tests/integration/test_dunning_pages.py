@@ -370,6 +370,11 @@ async def test_admins_copy_and_edit_scenarios_and_assign_customers(app, world):
             "&#39;reminder_1&#39; is written for a email",
         ):
             assert message in bad.text, message
+        # One id per element (each step's form and the add form have their own), the error
+        # under the add form's field and its label pointing to it.
+        ids = re.findall(r'\sid="([^"]+)"', bad.text)
+        assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+        assert 'for="f-add-offset_days"' in bad.text and 'id="f-add-offset_days-error"' in bad.text
         ok = await client.post(
             f"/backoffice/scenarios/{copy.id}/steps",
             data={
