@@ -22,6 +22,8 @@ from receivables.money import Money
 
 CASH = f"{BASE}/cash"
 PATHS = {cash.PAYMENT: "payments", cash.CREDIT_NOTE: "credit-notes"}
+SHOWN = 500
+"""Rows of unapplied money on the page; a customer's own are on its account page."""
 
 
 def source_url(kind: str, source_id: int) -> str:
@@ -30,7 +32,9 @@ def source_url(kind: str, source_id: int) -> str:
 
 @get("/finance/cash", name="bo:finance-cash", opt=roles(FINANCE))
 async def cash_list(request: Request) -> Template:
-    money = await cash.unapplied_money()
+    money = await cash.unapplied_money(limit=SHOWN + 1)
+    more = len(money) > SHOWN
+    money = money[:SHOWN]
     groups: dict[int, dict[str, Any]] = {}
     for m in money:
         group = groups.setdefault(
@@ -44,6 +48,8 @@ async def cash_list(request: Request) -> Template:
         "cash",
         page_title="Cash application",
         groups=list(groups.values()),
+        more=more,
+        shown=SHOWN,
         remainders=await cash.small_remainders(),
         companies=await Company.objects().order_by(Company.name),
         money_of=Money.from_minor,

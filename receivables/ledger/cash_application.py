@@ -105,8 +105,11 @@ def _unapplied(r: dict[str, Any]) -> Unapplied:
     )
 
 
-async def unapplied_money(*, customer_id: int | None = None) -> list[Unapplied]:
-    """Every payment remainder and open credit note, by customer, oldest first."""
+async def unapplied_money(
+    *, customer_id: int | None = None, limit: int | None = None
+) -> list[Unapplied]:
+    """Payment remainders and open credit notes, by customer (name), oldest first; at most
+    `limit` of them."""
     args: list[Any] = [*NON_CASH]
     payment_filter = item_filter = ""
     if customer_id is not None:
@@ -118,10 +121,11 @@ async def unapplied_money(*, customer_id: int | None = None) -> list[Unapplied]:
     sql = _UNAPPLIED_SQL.replace("{payment_filter}", payment_filter).replace(
         "{item_filter}", item_filter
     )
-    rows = await Payment.raw(sql, *args)
-    found = [_unapplied(r) for r in rows]
-    found.sort(key=lambda u: (u.customer_name.lower(), u.customer_id, u.on, u.kind, u.id))
-    return found
+    # By position: SQLite matches a compound SELECT's ORDER BY names only to plain aliases.
+    sql += " ORDER BY 9, 7, 4, 1, 2"  # customer name, customer, date, kind, id
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [_unapplied(r) for r in await Payment.raw(sql, *args)]
 
 
 async def source(kind: str, source_id: int) -> Unapplied:

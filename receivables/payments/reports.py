@@ -499,6 +499,15 @@ _EXPORT_SQL = (
 )
 
 
+_ALLOCATIONS_SQL = (
+    # The active allocations of the payments received in the range, in one statement.
+    "SELECT a.payment, a.amount_minor, a.created_at, i.number FROM allocation a "
+    "JOIN payment p ON p.id = a.payment JOIN item i ON i.id = a.item "
+    "WHERE p.received_on >= {} AND p.received_on <= {} AND a.reversed_at IS NULL "
+    "ORDER BY a.id"
+)
+
+
 @dataclass
 class Export:
     """The accounting export: one row per payment received, its allocations on their own
@@ -556,31 +565,24 @@ async def export_rows(date_from: date, date_to: date) -> Export:
             ]
         )
     applied: dict[int, list[list[Any]]] = defaultdict(list)
+    rows = await Allocation.raw(_ALLOCATIONS_SQL, date_from, date_to)
+    for a in rows:
+        p = by_id.get(int(a["payment"]))
+        if p is None:  # a non-cash payment's: not exported
+            continue
+        made = a["created_at"]
+        applied[int(a["payment"])].append(
+            [
+                p["ref"],
+                _day(p["received_on"]).isoformat(),
+                p["customer_ref"],
+                a["number"],
+                p["currency"],
+                Money.from_minor(int(a["amount_minor"]), p["currency"]).amount,
+                made.date().isoformat() if isinstance(made, datetime) else str(made)[:10],
+            ]
+        )
     ids = list(by_id)
-    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        for a in (
-            await Allocation.select(
-                Allocation.payment,
-                Allocation.amount_minor,
-                Allocation.created_at,
-                Allocation.item.number.as_alias("number"),
-            )
-            .where(Allocation.payment.is_in(chunk) & Allocation.reversed_at.is_null())
-            .order_by(Allocation.id)
-        ):
-            p = by_id[a["payment"]]
-            made = a["created_at"]
-            applied[a["payment"]].append(
-                [
-                    p["ref"],
-                    _day(p["received_on"]).isoformat(),
-                    p["customer_ref"],
-                    a["number"],
-                    p["currency"],
-                    Money.from_minor(int(a["amount_minor"]), p["currency"]).amount,
-                    made.date().isoformat() if isinstance(made, datetime) else str(made)[:10],
-                ]
-            )
     return Export(payments, [row for pid in ids for row in applied.get(pid, [])])
 
 
