@@ -46,6 +46,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/dunning_run.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/cash.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis
