@@ -29,7 +29,7 @@ from receivables.ledger.tables import Customer
 from receivables.money import Money
 
 COLUMNS = ["Customer", "Name", "Currency", *(AGING_LABELS[b] for b in BUCKETS), "Total"]
-SLICE_IDS = 2000
+SLICE_IDS = 5000
 """Customer ids read per query."""
 
 
@@ -52,7 +52,7 @@ async def slices(scope: Scope, on: date, live: bool) -> AsyncIterator[list[list[
             )
             q.scope(scope)
         else:
-            _open_on(q, scope, on)
+            _open_on(q, scope, on, customers=(start, end))
         q.add(
             ") x WHERE x.left_minor > 0 AND x.customer > {} AND x.customer <= {} "
             "GROUP BY x.customer, x.currency",

@@ -265,22 +265,36 @@ async def aging_as_of(scope: Scope, on: date) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
-def _open_on(q: _Query, scope: Scope, on: date, extra: str = "") -> None:
+def _open_on(
+    q: _Query,
+    scope: Scope,
+    on: date,
+    extra: str = "",
+    customers: tuple[int, int] | None = None,
+) -> None:
     """The sub-select of invoices with what was left open on `on` (`left_minor`): the
-    allocations are summed per item once (a hash join), not looked up item by item."""
+    allocations are summed per item once (a hash join), not looked up item by item.
+    `customers` (low, high]: only those customer ids, allocations included (a slice of
+    the aged balance reads its own)."""
     end_of_day = datetime.combine(on + timedelta(days=1), time(0), tzinfo=UTC)
     q.add(
         f"SELECT i.id, i.customer, i.currency, i.due_date{extra}, "  # noqa: S608
         "i.total_minor - COALESCE(paid.m, 0) AS left_minor FROM item i LEFT JOIN ("
         "SELECT a.item, SUM(a.amount_minor) AS m FROM allocation a "
         "JOIN payment p ON p.id = a.payment WHERE p.received_on <= {} "
-        "AND (a.reversed_at IS NULL OR a.reversed_at >= {}) GROUP BY a.item) paid "
-        "ON paid.item = i.id WHERE i.kind = 'invoice' AND i.status <> 'cancelled' "
-        "AND i.issue_date <= {}",
+        "AND (a.reversed_at IS NULL OR a.reversed_at >= {})",
         on,
         end_of_day,
+    )
+    if customers is not None:
+        q.add(" AND p.customer > {} AND p.customer <= {}", *customers)
+    q.add(
+        " GROUP BY a.item) paid ON paid.item = i.id WHERE i.kind = 'invoice' "
+        "AND i.status <> 'cancelled' AND i.issue_date <= {}",
         on,
     )
+    if customers is not None:
+        q.add(" AND i.customer > {} AND i.customer <= {}", *customers)
     q.scope(scope)
 
 
