@@ -57,9 +57,8 @@ async def notify_broken_promises(
             )
             for e in sorted(entries, key=lambda e: e["number"])
         ]
-        hello = _(
-            "Hello%(name)s,", name=f" {collector.name}" if collector and collector.name else ""
-        )
+        addressee = " " + collector.name if collector and collector.name else ""
+        hello = _("Hello%(name)s,", name=addressee)
         broke = _.ngettext(
             "%(customer)s (%(ref)s) did not keep its promise to pay:",
             "%(customer)s (%(ref)s) did not keep its promises to pay:",
