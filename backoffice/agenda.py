@@ -27,12 +27,18 @@ from receivables.dunning.agenda import Draft, Who
 from receivables.dunning.hashtags import HASHTAGS
 from receivables.dunning.letters import action_letter, mark_letter_sent
 from receivables.dunning.scenarios import CHANNEL_LABELS, LEVEL_LABELS, MODE_LABELS
+from receivables.dunning.tables import ACTION_STATUS_LABELS
 from receivables.errors import Conflict, FieldProblem, InvalidInput
 from receivables.ledger.account_changes import staff_actor
 
 AGENDA = f"{PREFIX}/agenda"
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
-LABELS = {"level": LEVEL_LABELS, "channel": CHANNEL_LABELS, "mode": MODE_LABELS}
+LABELS = {
+    "level": LEVEL_LABELS,
+    "channel": CHANNEL_LABELS,
+    "mode": MODE_LABELS,
+    "status": ACTION_STATUS_LABELS,
+}
 
 
 def action_url(action_id: int, anchor: str = "") -> str:

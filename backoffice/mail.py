@@ -24,7 +24,7 @@ from receivables.errors import NotFound
 from receivables.ledger.tables import Customer
 from receivables.mail.captured import get_captured, list_captured
 from receivables.mail.sealed_links import redact
-from receivables.mail.tables import OutboxMessage
+from receivables.mail.tables import OUTBOX_STATUS_LABELS, OutboxMessage
 
 FRAMED_HEADERS = {
     "content-security-policy": (
@@ -83,6 +83,7 @@ async def email_view(request: Request, message_id: FromPath[int]) -> Template:
         "backoffice/mail/email.html",
         page_title=message.subject,
         message=message,
+        status_labels=OUTBOX_STATUS_LABELS,
         customer=customer,
         recipients=[
             str(make_header(decode_header(line))) for line in message.to_addrs.splitlines()

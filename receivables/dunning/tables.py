@@ -18,6 +18,7 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from receivables.i18n import N_
 from receivables.ledger.tables import Company, Contact, Customer, PayerProfile
 from receivables.mail.tables import OutboxMessage
 
@@ -116,6 +117,14 @@ class ActionStatus(str, Enum):
 
 
 OPEN_ACTION_STATUSES = (ActionStatus.due.value, ActionStatus.to_confirm.value)
+ACTION_STATUS_LABELS = {
+    ActionStatus.due.value: N_("To do"),
+    ActionStatus.to_confirm.value: N_("To confirm"),
+    ActionStatus.done.value: N_("Done"),
+    ActionStatus.skipped.value: N_("Skipped"),
+    ActionStatus.cancelled.value: N_("Cancelled"),
+}
+"""What staff read for an action's status (pages take them from here, never restate them)."""
 
 
 class DunningAction(Table, tablename="dunning_action"):

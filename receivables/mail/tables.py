@@ -17,6 +17,7 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from receivables.i18n import N_
 from receivables.ledger.tables import Company, Customer
 
 
@@ -39,6 +40,16 @@ class OutboxStatus(str, Enum):
     sent = "sent"
     failed = "failed"
     cancelled = "cancelled"
+
+
+OUTBOX_STATUS_LABELS = {
+    OutboxStatus.queued.value: N_("Queued"),
+    OutboxStatus.sending.value: N_("Sending"),
+    OutboxStatus.sent.value: N_("Sent"),
+    OutboxStatus.failed.value: N_("Failed"),
+    OutboxStatus.cancelled.value: N_("Cancelled"),
+}
+"""What staff read for an email's status."""
 
 
 class OutboxMessage(Table, tablename="outbox_message"):
