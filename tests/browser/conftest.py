@@ -82,7 +82,9 @@ def demo(tmp_path_factory) -> Iterator[Demo]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        # The demo replays months of history before it serves: on a busy 2-core machine
+        # that alone can take over a minute, so the wait is generous (a limit, not a timing).
+        deadline = time.monotonic() + 240
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:

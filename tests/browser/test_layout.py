@@ -79,7 +79,8 @@ async def test_pages_fit_phone_and_desktop_widths(demo, browser):
         ("account", account),
         ("dashboard", "/backoffice/dashboard"),
     ):
-        await page.goto(demo.base_url + path)
+        response = await page.goto(demo.base_url + path)
+        assert response.ok, f"{path}: {response.status}"
         await page.wait_for_load_state("networkidle")
         for width in WIDTHS:
             await _fits(page, f"backoffice-{name}", width)
