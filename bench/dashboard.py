@@ -22,6 +22,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -133,19 +134,33 @@ async def export(client: httpx.AsyncClient, label: str, url: str) -> None:
 async def run(args: argparse.Namespace) -> None:
     if not args.reuse:
         await seeding.build(args.customers, args.items)
-    await add_payments()
     engine = db.make_engine(URL)
+    if args.reuse:
+        await db.migrate(engine)  # a database kept from an older schema
+    await add_payments()
     await db.start(engine)
     db.use_engine(engine)
-    from app import create_app
+    from receivables.insight import figures as f
+    from receivables.insight import snapshots
+    from receivables.insight.tables import InsightSnapshot
+
+    today = date.today()
+    print(f"\nPostgres, {args.customers:,} customers, {args.items:,} items.")
+    if not args.pages_only:
+        await nightly(today)
+    elif not await InsightSnapshot.exists().where(InsightSnapshot.taken_on == today):
+        for scope in (f.Scope(company_id=1), f.Scope()):
+            await snapshots.write_nightly(scope, today)
+    await pages(args, engine, today)
+
+
+async def nightly(today: date) -> None:
     from receivables.insight import figures as f
     from receivables.insight import snapshots
     from receivables.insight.tables import ForecastSnapshot, InsightSnapshot
 
-    today = date.today()
     await InsightSnapshot.delete(force=True)
     await ForecastSnapshot.delete(force=True)
-    print(f"\nPostgres, {args.customers:,} customers, {args.items:,} items.")
     print("Nightly (after the daily run; what the page reads):")
     for label, scope in (("company", f.Scope(company_id=1)), ("all companies", f.Scope())):
         t0 = time.perf_counter()
@@ -163,6 +178,10 @@ async def run(args: argparse.Namespace) -> None:
         f"(a full 'relance insight rebuild': ~{(11 * month + 8 * week) * 2 / 60:.0f} min "
         f"for one company and all, {steps} steps each)"
     )
+
+
+async def pages(args: argparse.Namespace, engine: Any, today: date) -> None:
+    from app import create_app
 
     settings = load_settings(
         {"DATABASE_URL": URL, "SECRET_KEY": "b" * 40, "BASE_URL": "http://bench.local"}
@@ -209,6 +228,8 @@ async def run(args: argparse.Namespace) -> None:
                 "dashboard, aging on a past date (rebuilt live)",
                 [f"/backoffice/dashboard?on={past}"] * few,
             )
+            if args.pages_only:
+                return
             print("Aged balance export (streamed from a temporary file):")
             base = "/backoffice/dashboard/aged-balance?format="
             await export(client, "XLSX, today (100k customers)", base + "xlsx")
@@ -226,6 +247,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--reuse", action="store_true", help="Keep the database of a last run.")
+    parser.add_argument(
+        "--pages-only",
+        action="store_true",
+        help="With --reuse: the page's figures only (last night's kept if any), no export.",
+    )
     asyncio.run(run(parser.parse_args()))
 
 
