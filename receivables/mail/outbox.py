@@ -738,7 +738,8 @@ class _Batch:
             OutboxMessage.references: references,
             OutboxMessage.sent_event: json.dumps(details, sort_keys=True),
         }
-        redacted = _redacted(row)
+        # A message queued with its link sealed was stored redacted: no regex over its bodies.
+        redacted = {} if row["sealed_token"] else _redacted(row)
         if redacted:
             values = {
                 **values,
