@@ -143,7 +143,7 @@ async def source(kind: str, source_id: int) -> Unapplied:
             "'' AS method, i.company, i.customer, c.ref AS customer_ref, "
             "c.name AS customer_name, i.currency, i.total_minor AS amount, "
             "i.open_minor AS remainder FROM item i JOIN customer c ON c.id = i.customer "
-            "WHERE i.id = {} AND i.kind = 'credit_note'"
+            "WHERE i.id = {} AND i.kind = 'credit_note' AND i.status <> 'cancelled'"
         )
     else:
         raise NotFound(f"{kind} {source_id}")
@@ -282,6 +282,8 @@ async def apply(kind: str, source_id: int, amounts: dict[int, str], actor: Actor
     allocation ids.
     """
     money = await source(kind, source_id)
+    if money.method in NON_CASH:  # a carrier or a write-off: not money to apply
+        raise InvalidInput.one("total", f"{money.label} is not money received")
     currency = money.left.currency
     invoices = {i.id: i for i in await _open_invoices(money.customer_id, currency)}
     problems: list[FieldProblem] = []
