@@ -11,9 +11,20 @@ from litestar import Request, Response, Router
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Template
 
-from backoffice import auth, cash, customers, dashboard, dunning, feedback, mail, payments, users
+from backoffice import (
+    auth,
+    cash,
+    customers,
+    dashboard,
+    dunning,
+    feedback,
+    language,
+    mail,
+    payments,
+    users,
+)
 from backoffice.finance import ROUTES as finance_routes
-from backoffice.pages import nav_items
+from backoffice.pages import language_context, language_of, nav_items
 from backoffice.payment_attempts import ROUTES as attempt_routes
 from backoffice.security import (
     PREFIX,
@@ -24,13 +35,15 @@ from backoffice.security import (
     requires_staff,
     to_login,
 )
+from receivables.i18n import translator
 
 
 def _denied(request: Request, exc: PermissionDeniedException) -> Response:
     user = request.state.get("staff") if "staff" in request.state else None
     csrf = bool(exc.extra and isinstance(exc.extra, dict) and exc.extra.get("csrf"))
     context = {
-        "page_title": "Not allowed",
+        **language_context(user),
+        "page_title": translator(language_of(user))("Not allowed"),
         "detail": exc.detail,
         "csrf_failure": csrf,
         "brand_href": f"{PREFIX}/",
@@ -60,6 +73,7 @@ backoffice_router = Router(
         *attempt_routes,
         *cash.ROUTES,
         *users.ROUTES,
+        *language.ROUTES,
         *dunning.ROUTES,
         *dashboard.ROUTES,
     ],

@@ -29,6 +29,7 @@ from receivables.dunning.letters import action_letter, mark_letter_sent
 from receivables.dunning.scenarios import CHANNEL_LABELS, LEVEL_LABELS, MODE_LABELS
 from receivables.dunning.tables import ACTION_STATUS_LABELS
 from receivables.errors import Conflict, FieldProblem, InvalidInput
+from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 
 AGENDA = f"{PREFIX}/agenda"
@@ -62,7 +63,7 @@ async def agenda_page(request: Request) -> Template:
     return await render(
         request,
         "backoffice/dunning/agenda.html",
-        page_title="Agenda",
+        page_title=N_("Agenda"),
         agenda=result,
         who=who.value,
         collector_id=collector_id,
@@ -80,7 +81,7 @@ async def agenda_confirm(request: Request) -> Redirect:
     back = text(values, "return_to")
     back = back if back.startswith(AGENDA) else AGENDA
     if not ids:
-        return done(request, back, "Select the reminders to send first.", "warning")
+        return done(request, back, N_("Select the reminders to send first."), "warning")
     result = await service.confirm_actions(
         ids, staff_actor(staff(request)), _settings(request), await company_today()
     )
@@ -245,7 +246,7 @@ async def action_call(request: Request, action_id: FromPath[int]) -> Template | 
         )
     except Conflict as exc:
         return done(request, action_url(action_id), str(exc), "warning")
-    return done(request, AGENDA, "Call logged.")
+    return done(request, AGENDA, N_("Call logged."))
 
 
 @post("/agenda/{action_id:int}/litigation", name="bo:action-litigation", opt=roles(WORKERS))
@@ -285,7 +286,7 @@ async def action_skip(request: Request, action_id: FromPath[int]) -> Template | 
         )
     except Conflict as exc:
         return done(request, action_url(action_id), str(exc), "warning")
-    return done(request, AGENDA, "Step skipped.")
+    return done(request, AGENDA, N_("Step skipped."))
 
 
 @post("/agenda/{action_id:int}/postpone", name="bo:action-postpone", opt=roles(WORKERS))
@@ -314,7 +315,7 @@ async def action_postpone(request: Request, action_id: FromPath[int]) -> Templat
         )
     except Conflict as exc:
         return done(request, action_url(action_id), str(exc), "warning")
-    return done(request, AGENDA, f"Postponed to {action.due_on.isoformat()}.")
+    return done(request, AGENDA, N_("Postponed to %(day)s."), day=action.due_on.isoformat())
 
 
 @get("/agenda/{action_id:int}/letter.pdf", name="bo:action-letter", opt=roles(ALL_STAFF))
@@ -351,7 +352,9 @@ async def action_letter_sent(request: Request, action_id: FromPath[int]) -> Temp
         )
     except Conflict as exc:
         return done(request, action_url(action_id), str(exc), "warning")
-    return done(request, action_url(action_id), "Letter marked as posted; the PDF sent is kept.")
+    return done(
+        request, action_url(action_id), N_("Letter marked as posted; the PDF sent is kept.")
+    )
 
 
 ROUTES = [

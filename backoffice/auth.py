@@ -23,6 +23,7 @@ from backoffice.security import (
 from receivables.access import login_throttle
 from receivables.access.staff import authenticate
 from receivables.access.tables import Role
+from receivables.i18n import N_
 from web.client_address import client_ip
 
 
@@ -99,7 +100,7 @@ async def login_submit(request: Request) -> Template | Redirect:
 async def logout(request: Request) -> Redirect:
     sign_out(request)
     request.set_session({})
-    flash(request, "You are signed out.", "info")
+    flash(request, N_("You are signed out."), "info")
     return Redirect(path=f"{PREFIX}/login", status_code=303)
 
 

@@ -8,18 +8,19 @@ from typing import Any
 from backoffice.forms import optional_date, text
 from receivables.dunning.calls import CallInput, CallOutcome, Record, check_call
 from receivables.errors import FieldProblem, InvalidInput
+from receivables.i18n import N_
 from receivables.portal.tables import DisputeReason
 
 OUTCOMES = [
-    (CallOutcome.reached.value, "Reached"),
-    (CallOutcome.no_answer.value, "No answer"),
-    (CallOutcome.voicemail.value, "Left a voicemail"),
-    (CallOutcome.wrong_number.value, "Wrong number"),
+    (CallOutcome.reached.value, N_("Reached")),
+    (CallOutcome.no_answer.value, N_("No answer")),
+    (CallOutcome.voicemail.value, N_("Left a voicemail")),
+    (CallOutcome.wrong_number.value, N_("Wrong number")),
 ]
 RECORDS = [
-    ("", "Nothing"),
-    (Record.promise.value, "A promise to pay"),
-    (Record.dispute.value, "A dispute"),
+    ("", N_("Nothing")),
+    (Record.promise.value, N_("A promise to pay")),
+    (Record.dispute.value, N_("A dispute")),
 ]
 DISPUTE_REASONS = [(r.value, r.value.replace("_", " ").capitalize()) for r in DisputeReason]
 CALL_CHOICES = {"outcomes": OUTCOMES, "records": RECORDS, "dispute_reasons": DISPUTE_REASONS}

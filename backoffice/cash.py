@@ -12,9 +12,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from backoffice.finance import BASE, _page
-from backoffice.pages import done, staff
+from backoffice.pages import done, staff, tr
 from backoffice.security import FINANCE, roles
 from receivables.errors import AllocationRefused, InvalidInput, NotFound
+from receivables.i18n import N_
 from receivables.ledger import cash_application as cash
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Company
@@ -46,7 +47,7 @@ async def cash_list(request: Request) -> Template:
         request,
         "backoffice/finance/cash.html",
         "cash",
-        page_title="Cash application",
+        page_title=N_("Cash application"),
         groups=list(groups.values()),
         more=more,
         shown=SHOWN,
@@ -71,11 +72,12 @@ async def _apply_page(
         values = {
             i.id: (str(i.proposed.amount) if i.proposed.minor else "") for i in proposal.invoices
         }
+    _ = tr(request)
     return await _page(
         request,
         "backoffice/finance/cash_apply.html",
         "cash",
-        page_title=f"Apply {proposal.money.label}",
+        page_title=_("Apply %(money)s", money=proposal.money.label),
         p=proposal,
         m=proposal.money,
         values=values,
@@ -163,8 +165,8 @@ async def take_back(request: Request, allocation_id: FromPath[int]) -> Redirect:
     except InvalidInput as exc:
         return done(request, back, str(exc), "error")
     except NotFound:
-        return done(request, back, "That allocation was already taken back.", "info")
-    return done(request, back, "Allocation taken back; the invoice is open again.")
+        return done(request, back, N_("That allocation was already taken back."), "info")
+    return done(request, back, N_("Allocation taken back; the invoice is open again."))
 
 
 @post("/finance/cash/write-off/{item_id:int}", name="bo:finance-cash-write-off", opt=roles(FINANCE))
@@ -174,7 +176,7 @@ async def write_off(request: Request, item_id: FromPath[int]) -> Redirect:
         await cash.write_off(item_id, str(form.get("reason") or ""), staff_actor(staff(request)))
     except (InvalidInput, NotFound) as exc:
         return done(request, _back(form), str(exc), "error")
-    return done(request, _back(form), "Remainder written off; the invoice is closed.")
+    return done(request, _back(form), N_("Remainder written off; the invoice is closed."))
 
 
 @post(
@@ -189,9 +191,15 @@ async def set_tolerance(request: Request, company_id: FromPath[int]) -> Redirect
             company_id, str(form.get("tolerance") or ""), staff_actor(staff(request))
         )
     except InvalidInput as exc:
-        return done(request, CASH, f"Write-off tolerance not changed: {exc}", "error")
+        return done(request, CASH, N_("Write-off tolerance not changed: %(why)s"), "error", why=exc)
     tolerance = Money.from_minor(company.writeoff_tolerance_minor, company.currency)
-    return done(request, CASH, f"Write-off tolerance of {company.name}: {tolerance.format()}.")
+    return done(
+        request,
+        CASH,
+        N_("Write-off tolerance of %(company)s: %(amount)s."),
+        company=company.name,
+        amount=tolerance.format(),
+    )
 
 
 ROUTES = [

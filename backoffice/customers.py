@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from backoffice.agenda import framed, framed_problems
 from backoffice.calls import CALL_CHOICES, listed, read_call
 from backoffice.forms import checked, errors_of, form_values, optional_date, optional_int, text
-from backoffice.pages import done, fragment, is_fragment, render, staff
+from backoffice.pages import done, fragment, is_fragment, render, staff, tr
 from backoffice.security import ALL_STAFF, FINANCE, PREFIX, WORKERS, roles, safe_next
 from receivables.access.staff_accounts import active_collectors
 from receivables.access.tables import PortalLink, StaffUser
@@ -33,6 +33,7 @@ from receivables.dunning.payer_profiles import (
 from receivables.dunning.scenarios import LEVEL_LABELS, scenario_name
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.feedback_inbox import pending_for_customer
+from receivables.i18n import N_
 from receivables.ledger import account_changes as changes
 from receivables.ledger import cash_application
 from receivables.ledger.account_changes import ContactInput, DisputeReason, StatusInput
@@ -259,7 +260,7 @@ async def assign(request: Request, customer_id: FromPath[int]) -> Template | Red
         )
     except InvalidInput as exc:
         return await _account_with_errors(request, customer_id, "assign", values, exc)
-    return done(request, account_url(customer_id), "Collector and payer profile saved.")
+    return done(request, account_url(customer_id), N_("Collector and payer profile saved."))
 
 
 @post(
@@ -305,7 +306,7 @@ async def block(request: Request, customer_id: FromPath[int]) -> Template | Redi
     except Conflict as exc:
         return done(request, account_url(customer_id), str(exc), "warning")
     return done(
-        request, account_url(customer_id), "Account blocked: no more deliveries until payment."
+        request, account_url(customer_id), N_("Account blocked: no more deliveries until payment.")
     )
 
 
@@ -320,7 +321,7 @@ async def unblock(request: Request, customer_id: FromPath[int]) -> Template | Re
         return await _account_with_errors(request, customer_id, "unblock", values, exc)
     except Conflict as exc:
         return done(request, account_url(customer_id), str(exc), "warning")
-    return done(request, account_url(customer_id), "Account unblocked.")
+    return done(request, account_url(customer_id), N_("Account unblocked."))
 
 
 # ------------------------------------------------------------------ calls, notes, emails
@@ -354,7 +355,7 @@ async def account_note(request: Request, customer_id: FromPath[int]) -> Template
         )
     except InvalidInput as exc:
         return await _account_with_errors(request, customer_id, "note", values, exc)
-    return done(request, account_url(customer_id), "Note added to the timeline.")
+    return done(request, account_url(customer_id), N_("Note added to the timeline."))
 
 
 def _contact_ids(values: dict[str, Any]) -> tuple[int, ...]:
@@ -426,7 +427,7 @@ async def escalation_reset(request: Request, customer_id: FromPath[int]) -> Temp
     return done(
         request,
         account_url(customer_id),
-        "Escalation reset: the next reminder starts again from the first step.",
+        N_("Escalation reset: the next reminder starts again from the first step."),
     )
 
 
@@ -449,7 +450,7 @@ async def escalation_step(request: Request, customer_id: FromPath[int]) -> Templ
         return await _account_with_errors(
             request, customer_id, "escalation-step", values, exc, {"reason": "step_reason"}
         )
-    return done(request, account_url(customer_id), "Escalation set at the chosen step.")
+    return done(request, account_url(customer_id), N_("Escalation set at the chosen step."))
 
 
 # ------------------------------------------------------------------ contacts
@@ -478,11 +479,12 @@ async def _contact_page(
     customer = await Customer.objects().get(Customer.id == customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id}")
+    _ = tr(request)
     return await render(
         request,
         "backoffice/customers/contact_form.html",
         status_code=status_code,
-        page_title=("Edit contact" if contact else "New contact") + f" · {customer.name}",
+        page_title=(_("Edit contact") if contact else _("New contact")) + f" · {customer.name}",
         customer=customer,
         contact=contact,
         values=values,
@@ -513,7 +515,12 @@ async def contact_add(request: Request, customer_id: FromPath[int]) -> Template 
             errors=errors_of(exc),
             status_code=422,
         )
-    return done(request, account_url(customer_id, "contacts"), f"Contact {contact.email} added.")
+    return done(
+        request,
+        account_url(customer_id, "contacts"),
+        N_("Contact %(email)s added."),
+        email=contact.email,
+    )
 
 
 async def _contact(customer_id: int, contact_id: int) -> Contact:
@@ -568,7 +575,7 @@ async def contact_save(
             errors=errors_of(exc),
             status_code=422,
         )
-    return done(request, account_url(customer_id, "contacts"), "Contact saved.")
+    return done(request, account_url(customer_id, "contacts"), N_("Contact saved."))
 
 
 @post(
@@ -707,7 +714,7 @@ async def link_issue(request: Request, customer_id: FromPath[int]) -> Template |
     page = await render(
         request,
         "backoffice/customers/link_issued.html",
-        page_title="Portal link issued",
+        page_title=N_("Portal link issued"),
         customer=customer,
         contact=contact,
         url=issued.url,
@@ -731,7 +738,7 @@ async def link_revoke(
         await changes.revoke_portal_link(customer_id, link_id, changes.staff_actor(staff(request)))
     except Conflict as exc:
         return done(request, account_url(customer_id, "links"), str(exc), "warning")
-    return done(request, account_url(customer_id, "links"), "Portal link revoked.")
+    return done(request, account_url(customer_id, "links"), N_("Portal link revoked."))
 
 
 ROUTES = [

@@ -19,6 +19,7 @@ from backoffice.security import ALL_STAFF, roles
 from receivables.access.staff_accounts import active_collectors
 from receivables.clock import company_today
 from receivables.dunning.scenarios import LEVEL_LABELS
+from receivables.i18n import N_
 from receivables.insight import aged_balance
 from receivables.insight.dashboard import DEFAULT_PERIOD_MONTHS, PERIODS, Dashboard, dashboard
 from receivables.insight.figures import AGING_LABELS, DEFINITIONS, Scope
@@ -167,7 +168,7 @@ async def dashboard_page(
     return await render(
         request,
         "backoffice/dashboard/page.html",
-        page_title="Dashboard",
+        page_title=N_("Dashboard"),
         d=d,
         currencies=currencies,
         charts={cur: _charts(d, cur) for cur in currencies},

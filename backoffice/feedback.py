@@ -28,6 +28,7 @@ from receivables.feedback_inbox import (
     feedback_ref,
     inbox,
 )
+from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Customer
 from receivables.ledger.timeline import status_words
@@ -38,10 +39,10 @@ from receivables.portal.tables import DisputeReason, FeedbackKind
 INBOX = f"{PREFIX}/feedback"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 KINDS = [
-    (FeedbackKind.paid.value, "Already paid"),
-    (FeedbackKind.promise.value, "Will pay on"),
-    (FeedbackKind.dispute.value, "Dispute"),
-    (FeedbackKind.question.value, "Question"),
+    (FeedbackKind.paid.value, N_("Already paid")),
+    (FeedbackKind.promise.value, N_("Will pay on")),
+    (FeedbackKind.dispute.value, N_("Dispute")),
+    (FeedbackKind.question.value, N_("Question")),
 ]
 DISPUTE_CHOICES = [(r.value, r.value.replace("_", " ").capitalize()) for r in DisputeReason]
 
@@ -225,7 +226,7 @@ async def feedback_bulk_validate(request: Request) -> Redirect:
     raw_ids = values.get("ids", [])
     ids = [int(v) for v in ([raw_ids] if isinstance(raw_ids, str) else raw_ids) if v.isdigit()]
     if not ids:
-        return done(request, back, "Select at least one answer to validate.", "warning")
+        return done(request, back, N_("Select at least one answer to validate."), "warning")
     actor = staff_actor(staff(request))
     validated, already = 0, 0
     for feedback_id in dict.fromkeys(ids):

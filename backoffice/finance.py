@@ -16,10 +16,11 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, FromQuery
 from litestar.response import File, Redirect, Template
 
-from backoffice.pages import done, render, staff
+from backoffice.pages import done, render, staff, tr
 from backoffice.security import FINANCE, roles
 from receivables.clock import company_today
 from receivables.errors import Conflict, InvalidInput, NotFound
+from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Company
 from receivables.money import AmountFormat
@@ -28,13 +29,13 @@ from receivables.payments.tables import BankLine, OnlinePayment
 
 BASE = "/backoffice/finance"
 TABS = (
-    ("payments", "Online payments", f"{BASE}"),
-    ("exceptions", "Exceptions", f"{BASE}/exceptions"),
-    ("attempts", "Stuck attempts", f"{BASE}/attempts"),
-    ("cash", "Cash application", f"{BASE}/cash"),
-    ("payouts", "Payouts", f"{BASE}/payouts"),
-    ("bank", "Bank statements", f"{BASE}/bank"),
-    ("export", "Export", f"{BASE}/export"),
+    ("payments", N_("Online payments"), f"{BASE}"),
+    ("exceptions", N_("Exceptions"), f"{BASE}/exceptions"),
+    ("attempts", N_("Stuck attempts"), f"{BASE}/attempts"),
+    ("cash", N_("Cash application"), f"{BASE}/cash"),
+    ("payouts", N_("Payouts"), f"{BASE}/payouts"),
+    ("bank", N_("Bank statements"), f"{BASE}/bank"),
+    ("export", N_("Export"), f"{BASE}/export"),
 )
 STATUSES = [s.value for s in OnlinePayment.Status if s.value != "started"]
 
@@ -70,7 +71,7 @@ async def online_payments(
         request,
         "backoffice/finance/payments.html",
         "payments",
-        page_title="Online payments",
+        page_title=N_("Online payments"),
         rows=rows,
         status=status,
         statuses=STATUSES,
@@ -82,11 +83,12 @@ async def online_payments(
 @get("/finance/payments/{online_payment_id:int}", name="bo:finance-payment", opt=roles(FINANCE))
 async def online_payment(request: Request, online_payment_id: FromPath[int]) -> Template:
     detail = await reports.online_payment(online_payment_id)
+    _ = tr(request)
     return await _page(
         request,
         "backoffice/finance/payment.html",
         "payments",
-        page_title=f"Online payment {detail.row.intent_id or detail.row.key}",
+        page_title=_("Online payment %(id)s", id=detail.row.intent_id or detail.row.key),
         detail=detail,
         p=detail.row,
     )
@@ -101,7 +103,7 @@ async def exception_list(request: Request, resolved: FromQuery[str] = "") -> Tem
         request,
         "backoffice/finance/exceptions.html",
         "exceptions",
-        page_title="Exceptions",
+        page_title=N_("Exceptions"),
         rows=await reports.exceptions(resolved=resolved == "1"),
         resolved=resolved == "1",
     )
@@ -116,12 +118,16 @@ async def exception_resolve(request: Request, exception_id: FromPath[int]) -> Re
     form = await request.form()
     note = str(form.get("note") or "").strip()
     if not note:
-        return done(request, f"{BASE}/exceptions", "Say what was done before closing it.", "error")
+        return done(
+            request, f"{BASE}/exceptions", N_("Say what was done before closing it."), "error"
+        )
     try:
         await flags.resolve(exception_id, actor=staff_actor(staff(request)), note=note)
     except NotFound:
-        return done(request, f"{BASE}/exceptions", "That exception was already resolved.", "info")
-    return done(request, f"{BASE}/exceptions", "Exception resolved.")
+        return done(
+            request, f"{BASE}/exceptions", N_("That exception was already resolved."), "info"
+        )
+    return done(request, f"{BASE}/exceptions", N_("Exception resolved."))
 
 
 # ------------------------------------------------------------------ payouts
@@ -133,7 +139,7 @@ async def payout_list(request: Request) -> Template:
         request,
         "backoffice/finance/payouts.html",
         "payouts",
-        page_title="Payouts",
+        page_title=N_("Payouts"),
         rows=await reports.payouts(),
     )
 
@@ -141,11 +147,12 @@ async def payout_list(request: Request) -> Template:
 @get("/finance/payouts/{payout_id:int}", name="bo:finance-payout", opt=roles(FINANCE))
 async def payout_page(request: Request, payout_id: FromPath[int]) -> Template:
     row, transactions = await reports.payout(payout_id)
+    _ = tr(request)
     return await _page(
         request,
         "backoffice/finance/payout.html",
         "payouts",
-        page_title=f"Payout {row.payout_id}",
+        page_title=_("Payout %(id)s", id=row.payout_id),
         payout=row,
         transactions=transactions,
     )
@@ -172,7 +179,7 @@ async def export(
             request,
             "backoffice/finance/export.html",
             "export",
-            page_title="Export",
+            page_title=N_("Export"),
             date_from=start,
             date_to=end,
         )
@@ -211,7 +218,7 @@ async def bank(request: Request) -> Template:
         request,
         "backoffice/finance/bank.html",
         "bank",
-        page_title="Bank statements",
+        page_title=N_("Bank statements"),
         statements=await reports.statements(),
         review=await reports.bank_lines(status=BankLine.Status.review.value),
         companies=await _companies(),
@@ -266,7 +273,7 @@ async def bank_import(request: Request) -> Template | Redirect:
         request,
         "backoffice/finance/bank.html",
         "bank",
-        page_title="Bank statements",
+        page_title=N_("Bank statements"),
         statements=await reports.statements(),
         review=await reports.bank_lines(status=BankLine.Status.review.value),
         companies=companies,
@@ -282,11 +289,12 @@ async def statement(request: Request, statement_id: FromPath[int]) -> Template:
     found = [s for s in await reports.statements() if s["id"] == statement_id]
     if not found:
         raise NotFound(f"bank statement {statement_id}")
+    _ = tr(request)
     return await _page(
         request,
         "backoffice/finance/statement.html",
         "bank",
-        page_title=f"Bank statement {found[0]['filename']}",
+        page_title=_("Bank statement %(file)s", file=found[0]["filename"]),
         statement=found[0],
         lines=lines,
         proposed=sum(1 for r in lines if r.line.status == "proposed"),
@@ -315,11 +323,12 @@ async def line_page(
     if customer:
         chosen = await reports.customer_by_ref(row.line.company, customer.strip())
     customer_id = chosen.id if chosen else row.line.customer
+    _ = tr(request)
     return await _page(
         request,
         "backoffice/finance/line.html",
         "bank",
-        page_title=f"Bank line {row.line.id}",
+        page_title=_("Bank line %(id)s", id=row.line.id),
         row=row,
         customer_ref=chosen.ref if chosen else row.customer_ref,
         customer_id=customer_id,
@@ -347,7 +356,7 @@ async def line_confirm(request: Request, line_id: FromPath[int]) -> Redirect:
         )
     except (InvalidInput, Conflict) as exc:
         return done(request, f"{BASE}/bank/lines/{line_id}", str(exc), "error")
-    return done(request, back, f"Line {line_id} confirmed and allocated.")
+    return done(request, back, N_("Line %(id)s confirmed and allocated."), id=line_id)
 
 
 @post("/finance/bank/lines/{line_id:int}/ignore", name="bo:finance-line-ignore", opt=roles(FINANCE))
@@ -360,7 +369,9 @@ async def line_ignore(request: Request, line_id: FromPath[int]) -> Redirect:
         )
     except Conflict as exc:
         return done(request, f"{BASE}/bank/lines/{line_id}", str(exc), "error")
-    return done(request, f"{BASE}/bank/{row.line.statement}", f"Line {line_id} ignored.")
+    return done(
+        request, f"{BASE}/bank/{row.line.statement}", N_("Line %(id)s ignored."), id=line_id
+    )
 
 
 ROUTES = [

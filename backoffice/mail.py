@@ -21,6 +21,7 @@ from litestar.response import Template
 from backoffice.pages import is_demo, render
 from backoffice.security import ALL_STAFF, roles
 from receivables.errors import NotFound
+from receivables.i18n import N_
 from receivables.ledger.tables import Customer
 from receivables.mail.captured import get_captured, list_captured
 from receivables.mail.sealed_links import redact
@@ -108,7 +109,7 @@ async def captured_list(request: Request, page: FromQuery[int] = 1) -> Template:
     return await render(
         request,
         "backoffice/mail/list.html",
-        page_title="Captured mail",
+        page_title=N_("Captured mail"),
         messages=messages,
         page=max(1, page),
         has_next=has_next,

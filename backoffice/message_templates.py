@@ -18,6 +18,7 @@ from receivables.clock import company_today
 from receivables.dunning import message_templates as service
 from receivables.dunning.hashtags import HASHTAGS
 from receivables.errors import InvalidInput
+from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.portal.i18n import LANGUAGES
 
@@ -34,7 +35,7 @@ async def template_list(request: Request) -> Template:
     return await render(
         request,
         "backoffice/dunning/templates.html",
-        page_title="Templates",
+        page_title=N_("Templates"),
         company=company,
         companies=companies,
         families=await service.list_templates(company.id),
@@ -63,7 +64,7 @@ async def template_create(request: Request) -> Template | Redirect:
             request,
             "backoffice/dunning/templates.html",
             status_code=422,
-            page_title="Templates",
+            page_title=N_("Templates"),
             company=company,
             companies=companies,
             families=await service.list_templates(company.id),
@@ -72,7 +73,7 @@ async def template_create(request: Request) -> Template | Redirect:
             values=values,
             errors=errors_of(exc),
         )
-    return done(request, template_url(template.id), "Template created: write its words.")
+    return done(request, template_url(template.id), N_("Template created: write its words."))
 
 
 async def _editor(
@@ -131,7 +132,7 @@ async def template_save(request: Request, template_id: FromPath[int]) -> Templat
         return await _editor(
             request, template_id, values=values, errors=errors_of(exc), status_code=422
         )
-    return done(request, template_url(template_id), "Template saved.")
+    return done(request, template_url(template_id), N_("Template saved."))
 
 
 async def _preview(
@@ -188,7 +189,7 @@ async def template_language(request: Request, template_id: FromPath[int]) -> Red
         )
     except InvalidInput as exc:
         return done(request, template_url(template_id), str(exc), "warning")
-    return done(request, template_url(copy.id), "New language added: translate the words.")
+    return done(request, template_url(copy.id), N_("New language added: translate the words."))
 
 
 ROUTES = [

@@ -14,6 +14,7 @@ from backoffice.pages import done, render, staff
 from backoffice.security import FINANCE, roles
 from receivables import clock
 from receivables.errors import Conflict, NotFound
+from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.payments import checkout
 from receivables.payments.gateway import PaymentServiceUnavailable, shared_gateway
@@ -55,7 +56,7 @@ async def attempt_list(request: Request) -> Template:
         tabs=TABS,
         tab="attempts",
         open_exceptions=await open_exception_count(),
-        page_title="Stuck card payments",
+        page_title=N_("Stuck card payments"),
         rows=rows,
         window=int(checkout.STALE_AFTER.total_seconds() // 60),
     )
@@ -73,21 +74,21 @@ async def attempt_cancel(request: Request, attempt_id: FromPath[int]) -> Redirec
             attempt_id, gateway=gateway, actor=staff_actor(staff(request))
         )
     except NotFound:
-        return done(request, BASE, "That attempt no longer exists.", "error")
+        return done(request, BASE, N_("That attempt no longer exists."), "error")
     except Conflict as exc:
         return done(request, BASE, str(exc), "info")
     except PaymentServiceUnavailable:
         return done(
-            request, BASE, "Stripe could not be reached: nothing changed. Try again.", "error"
+            request, BASE, N_("Stripe could not be reached: nothing changed. Try again."), "error"
         )
     if status in ("succeeded", "processing"):
         return done(
             request,
             BASE,
-            "Stripe says this payment went through: it was applied, not canceled.",
+            N_("Stripe says this payment went through: it was applied, not canceled."),
             "info",
         )
-    return done(request, BASE, "Canceled at Stripe; its invoices can be paid again.")
+    return done(request, BASE, N_("Canceled at Stripe; its invoices can be paid again."))
 
 
 ROUTES = [attempt_list, attempt_cancel]

@@ -8,6 +8,7 @@ from litestar.response import Template
 
 from backoffice.pages import render
 from backoffice.security import FINANCE, roles
+from receivables.i18n import N_
 from receivables.ledger.payment_list import list_payments
 
 
@@ -19,7 +20,7 @@ async def payments(
     return await render(
         request,
         "backoffice/payments/list.html",
-        page_title="Payments",
+        page_title=N_("Payments"),
         payments=rows,
         unapplied=unapplied == "1",
         older=older,

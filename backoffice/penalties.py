@@ -21,6 +21,7 @@ from receivables.dunning import reference_rates as service
 from receivables.dunning.rules import RulesInput, rules_of, set_rules
 from receivables.dunning.tables import RateSource
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from receivables.i18n import N_
 from receivables.ledger import penalties as claims
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.statement import build_statement
@@ -50,7 +51,7 @@ async def _page(
         request,
         "backoffice/dunning/penalties.html",
         status_code=status_code,
-        page_title="Penalties",
+        page_title=N_("Penalties"),
         company=company,
         companies=companies,
         presets=list(service.PRESETS.values()),
@@ -108,7 +109,7 @@ async def rate_set(request: Request) -> Template | Redirect:
         )
     except InvalidInput as exc:
         return await _page(request, values=values, errors=errors_of(exc), status_code=422)
-    return done(request, f"{PENALTIES}?company={company.id}", "Rate saved.")
+    return done(request, f"{PENALTIES}?company={company.id}", N_("Rate saved."))
 
 
 @post("/penalties/rules", name="bo:dunning-rules", opt=roles(ADMINS))
@@ -126,7 +127,7 @@ async def dunning_rules(request: Request) -> Template | Redirect:
         await set_rules(company.id, form, staff_actor(staff(request)))
     except InvalidInput as exc:
         return await _page(request, rules=form, rules_errors=errors_of(exc), status_code=422)
-    return done(request, f"{PENALTIES}?company={company.id}#rules", "Dunning rules saved.")
+    return done(request, f"{PENALTIES}?company={company.id}#rules", N_("Dunning rules saved."))
 
 
 @post("/penalties/invoicing", name="bo:penalty-invoicing", opt=roles(ADMINS))
@@ -138,7 +139,7 @@ async def penalty_invoicing(request: Request) -> Redirect:
     return done(
         request,
         f"{PENALTIES}?company={company.id}",
-        "Collectors can now invoice penalties from an account."
+        N_("Collectors can now invoice penalties from an account.")
         if invoiced
         else "Penalties are shown, not invoiced.",
     )
@@ -190,8 +191,13 @@ async def penalty_waive(
             staff_actor(staff(request)),
         )
     except (InvalidInput, Conflict) as exc:
-        return done(request, _account(customer_id), f"Not waived: {exc}", "warning")
-    return done(request, _account(customer_id), f"Penalty claim on {line.number} waived.")
+        return done(request, _account(customer_id), N_("Not waived: %(why)s"), "warning", why=exc)
+    return done(
+        request,
+        _account(customer_id),
+        N_("Penalty claim on %(number)s waived."),
+        number=line.number,
+    )
 
 
 @post(
@@ -209,16 +215,18 @@ async def penalty_invoice(request: Request, customer_id: FromPath[int]) -> Redir
             staff_actor(staff(request)),
         )
     except Conflict as exc:
-        return done(request, _account(customer_id), f"Not invoiced: {exc}", "warning")
+        return done(request, _account(customer_id), N_("Not invoiced: %(why)s"), "warning", why=exc)
     numbers = ", ".join(i.number for i in items)
-    return done(request, _account(customer_id), f"Penalties invoiced: {numbers}.")
+    return done(
+        request, _account(customer_id), N_("Penalties invoiced: %(numbers)s."), numbers=numbers
+    )
 
 
 @post("/penalties/rates/{rate_id:int}/delete", name="bo:rate-delete", opt=roles(ADMINS))
 async def rate_delete(request: Request, rate_id: FromPath[int]) -> Redirect:
     company, _ = await company_for(request)
     await service.delete_rate(rate_id, staff_actor(staff(request)), company.id)
-    return done(request, f"{PENALTIES}?company={company.id}", "Rate removed.")
+    return done(request, f"{PENALTIES}?company={company.id}", N_("Rate removed."))
 
 
 ROUTES = [

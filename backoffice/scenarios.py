@@ -10,12 +10,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from backoffice.forms import checked, errors_of, form_values, text
-from backoffice.pages import done, render, staff
+from backoffice.pages import done, render, staff, tr
 from backoffice.security import ADMINS, ALL_STAFF, PREFIX, roles
 from receivables.dunning import scenarios as service
 from receivables.dunning.defaults import install_defaults
 from receivables.dunning.scenarios import CHANNEL_LABELS, LEVEL_LABELS, MODE_LABELS, StepInput
 from receivables.errors import Conflict, InvalidInput, NotFound
+from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.ledger.tables import Company
 
@@ -45,7 +46,7 @@ async def scenario_list(request: Request) -> Template:
     return await render(
         request,
         "backoffice/dunning/scenarios.html",
-        page_title="Scenarios",
+        page_title=N_("Scenarios"),
         company=company,
         companies=companies,
         scenarios=await service.list_scenarios(company.id),
@@ -72,7 +73,7 @@ async def scenario_create(request: Request) -> Template | Redirect:
             request,
             "backoffice/dunning/scenarios.html",
             status_code=422,
-            page_title="Scenarios",
+            page_title=N_("Scenarios"),
             company=company,
             companies=companies,
             scenarios=await service.list_scenarios(company.id),
@@ -80,7 +81,7 @@ async def scenario_create(request: Request) -> Template | Redirect:
             values=values,
             errors=errors_of(exc),
         )
-    return done(request, scenario_url(scenario.id), "Scenario created: add its steps.")
+    return done(request, scenario_url(scenario.id), N_("Scenario created: add its steps."))
 
 
 @post("/scenarios/defaults", name="bo:scenario-defaults", opt=roles(ADMINS))
@@ -107,6 +108,7 @@ async def _scenario_page(
     status_code: int = 200,
 ) -> Template:
     detail = await service.scenario_detail(scenario_id)
+    _ = tr(request)
     return await render(
         request,
         "backoffice/dunning/scenario.html",
@@ -115,9 +117,9 @@ async def _scenario_page(
         detail=detail,
         scenario=detail.scenario,
         labels=LABELS,
-        levels=list(LEVEL_LABELS.items()),
-        channels=list(CHANNEL_LABELS.items()),
-        modes=list(MODE_LABELS.items()),
+        levels=[(code, _(name)) for code, name in LEVEL_LABELS.items()],
+        channels=[(code, _(name)) for code, name in CHANNEL_LABELS.items()],
+        modes=[(code, _(name)) for code, name in MODE_LABELS.items()],
         templates=[("", "—")]
         + [(code, f"{name} ({channel})") for code, name, channel in detail.template_codes],
         values=values or {},
@@ -151,13 +153,13 @@ async def scenario_rename(request: Request, scenario_id: FromPath[int]) -> Templ
             form="rename",
             status_code=422,
         )
-    return done(request, scenario_url(scenario_id), "Scenario saved.")
+    return done(request, scenario_url(scenario_id), N_("Scenario saved."))
 
 
 @post("/scenarios/{scenario_id:int}/copy", name="bo:scenario-copy", opt=roles(ADMINS))
 async def scenario_copy(request: Request, scenario_id: FromPath[int]) -> Redirect:
     copy = await service.copy_scenario(scenario_id, staff_actor(staff(request)))
-    return done(request, scenario_url(copy.id), "Copy made: rename it and adjust its steps.")
+    return done(request, scenario_url(copy.id), N_("Copy made: rename it and adjust its steps."))
 
 
 @post("/scenarios/{scenario_id:int}/delete", name="bo:scenario-delete", opt=roles(ADMINS))
@@ -166,7 +168,7 @@ async def scenario_delete(request: Request, scenario_id: FromPath[int]) -> Redir
         await service.delete_scenario(scenario_id, staff_actor(staff(request)))
     except Conflict as exc:
         return done(request, scenario_url(scenario_id), str(exc), "warning")
-    return done(request, SCENARIOS, "Scenario deleted; its customers follow their profile's.")
+    return done(request, SCENARIOS, N_("Scenario deleted; its customers follow their profile's."))
 
 
 def _step_input(values: dict[str, Any]) -> StepInput:
@@ -191,7 +193,7 @@ async def step_add(request: Request, scenario_id: FromPath[int]) -> Template | R
         return await _scenario_page(
             request, scenario_id, values=values, errors=errors_of(exc), form="add", status_code=422
         )
-    return done(request, scenario_url(scenario_id, "steps"), "Step added.")
+    return done(request, scenario_url(scenario_id, "steps"), N_("Step added."))
 
 
 @post("/scenarios/{scenario_id:int}/steps/{step_id:int}", name="bo:step-save", opt=roles(ADMINS))
@@ -212,7 +214,7 @@ async def step_save(
             form=f"step-{step_id}",
             status_code=422,
         )
-    return done(request, scenario_url(scenario_id, "steps"), "Step saved.")
+    return done(request, scenario_url(scenario_id, "steps"), N_("Step saved."))
 
 
 @post(
@@ -224,7 +226,7 @@ async def step_delete(
     request: Request, scenario_id: FromPath[int], step_id: FromPath[int]
 ) -> Redirect:
     await service.delete_step(scenario_id, step_id, staff_actor(staff(request)))
-    return done(request, scenario_url(scenario_id, "steps"), "Step removed.")
+    return done(request, scenario_url(scenario_id, "steps"), N_("Step removed."))
 
 
 @post("/scenarios/{scenario_id:int}/customers", name="bo:scenario-customers", opt=roles(ADMINS))

@@ -9,15 +9,18 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from backoffice.forms import errors_of, form_values, text
-from backoffice.pages import done, render, staff
+from backoffice.pages import done, render, staff, tr
 from backoffice.security import ADMINS, PREFIX, roles
 from receivables.access import staff_accounts
 from receivables.access.staff import create_user
 from receivables.access.tables import Role
-from receivables.errors import Conflict, InvalidInput
+from receivables.errors import Conflict, InvalidInput, NotFound
+from receivables.i18n import N_
+from receivables.labels import LANGUAGE_NAMES, label
 
 USERS = f"{PREFIX}/users"
-ROLE_CHOICES = [(r.value, r.value.capitalize()) for r in Role]
+ROLE_CHOICES = [(r.value, label("role", r.value)) for r in Role]
+"""(code, English name): the page translates the name."""
 
 
 async def _page(
@@ -27,13 +30,14 @@ async def _page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Template:
+    _ = tr(request)
     return await render(
         request,
         "backoffice/users/list.html",
         status_code=status_code,
-        page_title="Users",
+        page_title=_("Users"),
         users=await staff_accounts.list_staff(),
-        role_choices=ROLE_CHOICES,
+        role_choices=[(code, _(name)) for code, name in ROLE_CHOICES],
         values=values or {"role": Role.collector.value},
         errors=errors or {},
     )
@@ -58,7 +62,11 @@ async def user_create(request: Request) -> Template | Redirect:
     except InvalidInput as exc:
         values.pop("password", None)
         return await _page(request, values=values, errors=errors_of(exc), status_code=422)
-    return done(request, USERS, f"{user.name} can now sign in as {user.role}.")
+    _ = tr(request)
+    role = _(label("role", user.role))
+    return done(
+        request, USERS, _("%(name)s can now sign in as %(role)s.", name=user.name, role=role)
+    )
 
 
 @post("/users/{user_id:int}/role", name="bo:user-role", opt=roles(ADMINS))
@@ -68,7 +76,9 @@ async def user_role(request: Request, user_id: FromPath[int]) -> Redirect:
         user = await staff_accounts.set_role(user_id, text(values, "role"), by=staff(request))
     except (Conflict, InvalidInput) as exc:
         return done(request, USERS, str(exc), "error")
-    return done(request, USERS, f"{user.name} is now {user.role}.")
+    _ = tr(request)
+    role = _(label("role", user.role))
+    return done(request, USERS, _("%(name)s is now %(role)s.", name=user.name, role=role))
 
 
 @post("/users/{user_id:int}/active", name="bo:user-active", opt=roles(ADMINS))
@@ -79,8 +89,12 @@ async def user_active(request: Request, user_id: FromPath[int]) -> Redirect:
         user = await staff_accounts.set_active(user_id, active, by=staff(request))
     except Conflict as exc:
         return done(request, USERS, str(exc), "error")
-    state = "reactivated" if active else "deactivated; their sessions have ended"
-    return done(request, USERS, f"{user.name} {state}.")
+    _ = tr(request)
+    if active:
+        return done(request, USERS, _("%(name)s reactivated.", name=user.name))
+    return done(
+        request, USERS, _("%(name)s deactivated; their sessions have ended.", name=user.name)
+    )
 
 
 @post("/users/{user_id:int}/password", name="bo:user-password", opt=roles(ADMINS))
@@ -89,8 +103,30 @@ async def user_password(request: Request, user_id: FromPath[int]) -> Redirect:
     try:
         await staff_accounts.reset_password(user_id, str(values.get("password", "")))
     except InvalidInput as exc:
-        return done(request, USERS, f"Password not changed: {exc}", "error")
-    return done(request, USERS, "Password changed; that user's open sessions have ended.")
+        _ = tr(request)
+        return done(request, USERS, _("Password not changed: %(why)s", why=exc), "error")
+    return done(
+        request, USERS, tr(request)(N_("Password changed; that user's open sessions have ended."))
+    )
 
 
-ROUTES = [users, user_create, user_role, user_active, user_password]
+@post("/users/{user_id:int}/language", name="bo:user-language", opt=roles(ADMINS))
+async def user_language(request: Request, user_id: FromPath[int]) -> Redirect:
+    """An admin sets the language of a user's back office and notifications."""
+    values = await form_values(request)
+    _ = tr(request)
+    try:
+        user = await staff_accounts.set_language(user_id, text(values, "language"))
+    except InvalidInput:
+        return done(request, USERS, _("That language is not available."), "error")
+    except NotFound:
+        return done(request, USERS, _("That user no longer exists."), "error")
+    name = LANGUAGE_NAMES[user.language]
+    return done(
+        request,
+        USERS,
+        _("%(name)s now reads the back office in %(language)s.", name=user.name, language=name),
+    )
+
+
+ROUTES = [users, user_create, user_role, user_active, user_password, user_language]

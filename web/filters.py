@@ -7,7 +7,8 @@ from functools import lru_cache
 
 from babel import Locale
 from babel.dates import format_date
-from jinja2 import Environment
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
 
 from receivables.money import Money, format_money
 
@@ -32,6 +33,20 @@ def _day(value: date, locale: str, fmt: str) -> str:
     return str(format_date(value, format=fmt, locale=locale))
 
 
+@pass_context
+def _money_here(context: Context, value: Money | None, locale: str | None = None) -> str:
+    """`|money` on a page: the given locale, else the page's (`locale`), else en_GB."""
+    return money(value, locale or context.get("locale") or "en_GB")
+
+
+@pass_context
+def _day_here(
+    context: Context, value: date | datetime | None, locale: str | None = None, fmt: str = "medium"
+) -> str:
+    """`|day` on a page: the given locale, else the page's (`locale`), else en_GB."""
+    return day(value, locale or context.get("locale") or "en_GB", fmt)
+
+
 def register_filters(env: Environment) -> None:
-    env.filters["money"] = money
-    env.filters["day"] = day
+    env.filters["money"] = _money_here
+    env.filters["day"] = _day_here

@@ -83,3 +83,15 @@ async def reset_password(user_id: int, password: str) -> None:
     await StaffUser.update({StaffUser.password_hash: hash_password(password)}).where(
         StaffUser.id == user_id
     )
+
+
+async def set_language(user_id: int, language: str) -> StaffUser:
+    """The language of a user's back-office pages and notifications (English or French)."""
+    from receivables.i18n import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise InvalidInput.one("language", f"one of {', '.join(LANGUAGES)}")
+    user = await _get(user_id)
+    await StaffUser.update({StaffUser.language: language}).where(StaffUser.id == user_id)
+    user.language = language
+    return user

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
+from receivables.i18n import N_
 from receivables import history
 from receivables.access.tables import StaffUser
 from receivables.clock import customer_today
@@ -57,11 +58,11 @@ MAX_TEXT = 20000
 DEFAULT_INTERVAL = 7
 MAX_AGENDA = 300
 LEVEL_TITLES = {
-    Level.litigation.value: "Litigation",
-    Level.level_3.value: "Level 3 · formal notice",
-    Level.level_2.value: "Level 2",
-    Level.level_1.value: "Level 1",
-    Level.pre_dunning.value: "Pre-dunning",
+    Level.litigation.value: N_("Litigation"),
+    Level.level_3.value: N_("Level 3 · formal notice"),
+    Level.level_2.value: N_("Level 2"),
+    Level.level_1.value: N_("Level 1"),
+    Level.pre_dunning.value: N_("Pre-dunning"),
 }
 
 
@@ -173,7 +174,7 @@ async def agenda(
         (e for entries in by_level.values() for e in entries if e.days_late > 0),
         key=lambda e: (-e.days_late, e.customer_name, e.id),
     )
-    groups = [(LATE_GROUP, "Late: not done on their day", late)] if late else []
+    groups = [(LATE_GROUP, N_("Late: not done on their day"), late)] if late else []
     groups += [
         (level, LEVEL_TITLES[level], [e for e in by_level[level] if e.days_late <= 0])
         for level in LEVEL_TITLES

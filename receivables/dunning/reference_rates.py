@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from receivables.i18n import N_
 from receivables import history
 from receivables.db import atomic
 from receivables.dunning.tables import RateSource, ReferenceRate
@@ -90,8 +91,8 @@ points (the default, when the terms of sale set no other rate at least 3 x the l
 UK_MARGIN_BP = 800
 """Late Payment of Commercial Debts (Rate of Interest) (No. 3) Order 2002: reference rate + 8 %."""
 SOURCE_NAMES = {
-    RateSource.ecb: "ECB main refinancing rate",
-    RateSource.boe: "Bank of England Bank Rate",
+    RateSource.ecb: N_("ECB main refinancing rate"),
+    RateSource.boe: N_("Bank of England Bank Rate"),
 }
 
 

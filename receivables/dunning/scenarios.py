@@ -21,24 +21,25 @@ from receivables.dunning.tables import (
 )
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.i18n import N_
 from receivables.ledger.tables import Customer, PayerProfile
 
 LEVEL_LABELS = {
-    Level.pre_dunning.value: "Pre-dunning",
-    Level.level_1.value: "Level 1",
-    Level.level_2.value: "Level 2",
-    Level.level_3.value: "Level 3",
-    Level.litigation.value: "Litigation",
+    Level.pre_dunning.value: N_("Pre-dunning"),
+    Level.level_1.value: N_("Level 1"),
+    Level.level_2.value: N_("Level 2"),
+    Level.level_3.value: N_("Level 3"),
+    Level.litigation.value: N_("Litigation"),
 }
 CHANNEL_LABELS = {
-    Channel.email.value: "Email",
-    Channel.letter.value: "Letter",
-    Channel.phone.value: "Phone call",
+    Channel.email.value: N_("Email"),
+    Channel.letter.value: N_("Letter"),
+    Channel.phone.value: N_("Phone call"),
 }
 MODE_LABELS = {
-    Mode.manual.value: "Manual (a task on the agenda)",
-    Mode.confirm.value: "Automatic, after confirmation",
-    Mode.automatic.value: "Automatic",
+    Mode.manual.value: N_("Manual (a task on the agenda)"),
+    Mode.confirm.value: N_("Automatic, after confirmation"),
+    Mode.automatic.value: N_("Automatic"),
 }
 
 

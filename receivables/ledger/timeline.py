@@ -16,6 +16,7 @@ from typing import Any
 
 from babel.dates import format_date
 
+from receivables.i18n import N_
 from receivables.history import HistoryEvent
 from receivables.ledger.tables import Item
 from receivables.mail.tables import OutboxMessage
@@ -32,17 +33,17 @@ class Category:
 
 
 CATEGORIES = (
-    Category("email", "Emails", ("email.",)),
-    Category("letter", "Letters", ("letter.",)),
-    Category("call", "Calls and notes", ("call.", "note.")),
+    Category("email", N_("Emails"), ("email.",)),
+    Category("letter", N_("Letters"), ("letter.",)),
+    Category("call", N_("Calls and notes"), ("call.", "note.")),
     Category(
         "comment",
-        "Comments and answers",
+        N_("Comments and answers"),
         ("comment.", "feedback.submitted", "portal.feedback_submitted"),
     ),
     Category(
         "status",
-        "Status changes",
+        N_("Status changes"),
         (
             "item.status",
             "feedback.validated",
@@ -52,10 +53,10 @@ CATEGORIES = (
             "item.",
         ),
     ),
-    Category("portal", "Portal visits and downloads", ("portal.",)),
+    Category("portal", N_("Portal visits and downloads"), ("portal.",)),
     Category(
         "payment",
-        "Payments",
+        N_("Payments"),
         (
             "allocation.",
             "payment.",
@@ -66,8 +67,8 @@ CATEGORIES = (
             "penalty.",
         ),
     ),
-    Category("account", "Account", ("account.", "contact.", "portal_link.", "dunning.")),
-    Category("erp", "ERP updates", ("import.", "api.")),
+    Category("account", N_("Account"), ("account.", "contact.", "portal_link.", "dunning.")),
+    Category("erp", N_("ERP updates"), ("import.", "api.")),
 )
 _BY_KEY = {c.key: c for c in CATEGORIES}
 QUIET_KINDS = frozenset({"email.sent", "portal.link_opened", "portal.statement_viewed"})

@@ -29,6 +29,13 @@ COVERED = [
     "receivables/dunning/letters.py",
     "receivables/dunning/notices.py",
     "web/",
+    "templates/backoffice/",
+    "backoffice/",
+    "receivables/labels.py",
+    "receivables/dunning/scenarios.py",
+    "receivables/dunning/agenda.py",
+    "receivables/ledger/timeline.py",
+    "receivables/dunning/reference_rates.py",
 ]
 """What a customer (or a collector's notice) reads: every word here must be in French. The
 back office adds its templates and modules to this list as it is translated."""
@@ -108,3 +115,16 @@ def test_plurals_read_right_in_both_languages():
     assert translator("en").ngettext(one, many, 2) == "2 invoices past their due date"
     assert translator("fr").ngettext(one, many, 1) == "1 facture échue"
     assert translator("fr").ngettext(one, many, 2) == "2 factures échues"
+
+
+def test_no_template_hides_the_gettext_function():
+    """`{% set _ = list.append(...) %}` makes `_` None for the rest of its scope (and for the
+    templates it includes): a page then fails on its next `_("...")`."""
+    shadowing = re.compile(r"\{%-?\s*(set\s+_\s*=|for\s+[^%]*\b_\b[^%]*\bin\b)")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "templates").rglob("*.*"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if shadowing.search(line)
+    ]
+    assert found == []
