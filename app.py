@@ -25,9 +25,10 @@ from piccolo.engine.base import Engine
 from receivables import db
 from receivables.documents.pdf import stop_renderers
 from receivables.errors import AllocationRefused, Conflict, InvalidInput, NotFound
-from receivables.ledger.tables import Company
+from receivables.payments.gateway import StripeGateway, make_gateway
 from receivables.settings import Settings, get_settings
 from web.client_address import ClientAddressMiddleware
+from web.deps import EngineDep, services
 from web.filters import register_filters
 from web.i18n import install_gettext, request_language
 from web.middleware import access_log, security_headers
@@ -134,13 +135,13 @@ async def home() -> Template:
 
 
 @get("/health", name="health", media_type=MediaType.JSON, include_in_schema=False)
-async def health() -> Response:
+async def health(engine: EngineDep) -> Response:
     try:
-        await Company.raw("SELECT 1")
+        await engine.run_ddl("SELECT 1")
     except Exception as exc:  # the point of /health is to say so, not to crash
         log.warning("health check failed: %s", type(exc).__name__)
         return Response({"status": "error", "database": "unreachable"}, status_code=503)
-    return Response({"status": "ok", "database": db.current_engine().engine_type})
+    return Response({"status": "ok", "database": engine.engine_type})
 
 
 def template_environment() -> Environment:
@@ -154,16 +155,26 @@ def template_environment() -> Environment:
     return install_gettext(env)
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool = False) -> Litestar:
-    """The web application. With `engine` given the caller owns its lifetime (tests)."""
-    from api import api_router
-    from backoffice import backoffice_router
-    from portal import portal_router
-    from webhooks import webhooks_router
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    gateway: StripeGateway | None = None,
+    demo: bool = False,
+) -> Litestar:
+    """The web application built from `settings` alone (no environment read here): each face
+    is made by its own factory, and the settings, the Stripe gateway and the database engine
+    reach handlers through dependency injection (web/deps.py). With `engine` given the caller
+    owns its lifetime (tests); `gateway` replaces the Stripe gateway (tests, fakes)."""
+    import api
+    import backoffice
+    import portal
+    import webhooks
 
     own_engine = engine is None
     engine = engine or db.make_engine(settings.database_url)
     db.use_engine(engine)
+    gateway = gateway or make_gateway(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -181,15 +192,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
             home,
             health,
             api_docs,
-            api_router,
-            portal_router,
-            backoffice_router,
-            webhooks_router,
+            api.router(settings),
+            portal.router(settings),
+            backoffice.router(settings, demo=demo),
+            webhooks.router(settings),
             create_static_files_router(
                 path="/static", directories=[ROOT / "static"], include_in_schema=False
             ),
         ],
         lifespan=[lifespan],
+        dependencies=services(settings, gateway, engine),
         template_config=TemplateConfig(
             instance=JinjaTemplateEngine.from_environment(template_environment())
         ),
@@ -211,8 +223,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None, demo: bool =
         debug=False,
         logging_config=None,
     )
-    app.state.settings = settings
-    app.state.demo = demo
     return app
 
 

@@ -18,25 +18,30 @@ from api.errors import validation_error
 from api.items import put_item, upload_item_pdf
 from api.payments import post_payment
 from api.statement import customer_statement
+from receivables.settings import Settings
 
-api_router = Router(
-    path="/api/v1",
-    guards=[requires_api_key],
-    security=[{"BearerToken": []}],
-    dependencies={"caller": Provide(provide_caller)},
-    exception_handlers={ValidationException: validation_error},
-    route_handlers=[
-        put_customer,
-        put_contact,
-        customer_statement,
-        put_item,
-        upload_item_pdf,
-        post_payment,
-        batch_customers,
-        batch_contacts,
-        batch_items,
-        batch_payments,
-        batch_ledger,
-    ],
-    tags=["ERP"],
-)
+
+def router(settings: Settings) -> Router:
+    """The face for `create_app`; handlers take the settings they need by injection."""
+    del settings  # nothing in the face's shape depends on them today
+    return Router(
+        path="/api/v1",
+        guards=[requires_api_key],
+        security=[{"BearerToken": []}],
+        dependencies={"caller": Provide(provide_caller)},
+        exception_handlers={ValidationException: validation_error},
+        route_handlers=[
+            put_customer,
+            put_contact,
+            customer_statement,
+            put_item,
+            upload_item_pdf,
+            post_payment,
+            batch_customers,
+            batch_contacts,
+            batch_items,
+            batch_payments,
+            batch_ledger,
+        ],
+        tags=["ERP"],
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from litestar import Request, Response, post, put
+from litestar import Response, post, put
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -16,6 +16,7 @@ from api.invoice_pdfs import MAX_PDF_BYTES, attach_invoice_pdf
 from api.schemas import UPSERT_ANSWER, ItemFields, ItemOut, MoneyOut, PdfOut, carried, upsert_status
 from receivables.ledger.records import parse_item, upsert_items
 from receivables.ledger.tables import Item
+from web.deps import SettingsDep
 
 ItemNumber = Annotated[str, PathParameter(description="The invoice or credit note number")]
 
@@ -79,14 +80,14 @@ class PdfUpload:
     request_max_body_size=MAX_PDF_BYTES + 64 * 1024,  # room for the multipart envelope
 )
 async def upload_item_pdf(
-    request: Request,
+    settings: SettingsDep,
     caller: NamedDependency[Caller],
     number: ItemNumber,
     data: MultipartBody[PdfUpload],
 ) -> PdfOut:
     content = await data.file.read()
     stored = await attach_invoice_pdf(
-        request.app.state.settings.documents_path,
+        settings.documents_path,
         caller.company_id,
         number,
         content,

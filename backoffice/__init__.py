@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from litestar import Request, Response, Router
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.middleware import DefineMiddleware
 from litestar.response import Template
 
 from backoffice import (
@@ -36,6 +37,7 @@ from backoffice.security import (
     to_login,
 )
 from receivables.i18n import translator
+from receivables.settings import Settings
 
 
 def _denied(request: Request, exc: PermissionDeniedException) -> Response:
@@ -58,30 +60,37 @@ def _denied(request: Request, exc: PermissionDeniedException) -> Response:
     return Template(template_name="backoffice/denied.html", context=context, status_code=403)
 
 
-backoffice_router = Router(
-    path=PREFIX,
-    route_handlers=[
-        auth.login_form,
-        auth.login_submit,
-        auth.logout,
-        auth.home,
-        *customers.ROUTES,
-        *feedback.ROUTES,
-        *mail.ROUTES,
-        *payments.ROUTES,
-        *finance_routes,
-        *attempt_routes,
-        *cash.ROUTES,
-        *users.ROUTES,
-        *language.ROUTES,
-        *dunning.ROUTES,
-        *dashboard.ROUTES,
-    ],
-    middleware=[StaffSessionMiddleware],
-    guards=[requires_staff, requires_role, requires_csrf],
-    exception_handlers={
-        NotAuthorizedException: to_login,
-        PermissionDeniedException: _denied,
-    },
-    include_in_schema=False,
-)
+def router(settings: Settings, *, demo: bool = False) -> Router:
+    """The face for `create_app`: the session cookie made from `settings`, the demo flag and
+    the face's own paths (the menu shows mounted pages only) in the router's `opt`; handlers
+    take the settings and the Stripe gateway by injection (web/deps.py)."""
+    face = Router(
+        path=PREFIX,
+        route_handlers=[
+            auth.login_form,
+            auth.login_submit,
+            auth.logout,
+            auth.home,
+            *customers.ROUTES,
+            *feedback.ROUTES,
+            *mail.ROUTES,
+            *payments.ROUTES,
+            *finance_routes,
+            *attempt_routes,
+            *cash.ROUTES,
+            *users.ROUTES,
+            *language.ROUTES,
+            *dunning.ROUTES,
+            *dashboard.ROUTES,
+        ],
+        middleware=[DefineMiddleware(StaffSessionMiddleware, settings=settings)],
+        guards=[requires_staff, requires_role, requires_csrf],
+        exception_handlers={
+            NotAuthorizedException: to_login,
+            PermissionDeniedException: _denied,
+        },
+        opt={"demo": demo},
+        include_in_schema=False,
+    )
+    face.opt["mounted"] = frozenset(route.path for route in face.routes)
+    return face

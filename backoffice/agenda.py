@@ -31,6 +31,7 @@ from receivables.dunning.tables import ACTION_STATUS_LABELS
 from receivables.errors import Conflict, FieldProblem, InvalidInput
 from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
+from web.deps import SettingsDep
 
 AGENDA = f"{PREFIX}/agenda"
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
@@ -44,10 +45,6 @@ LABELS = {
 
 def action_url(action_id: int, anchor: str = "") -> str:
     return f"{AGENDA}/{action_id}" + (f"#{anchor}" if anchor else "")
-
-
-def _settings(request: Request):
-    return request.app.state.settings
 
 
 @get("/agenda", name="bo:agenda", opt=roles(ALL_STAFF))
@@ -74,7 +71,7 @@ async def agenda_page(request: Request) -> Template:
 
 
 @post("/agenda/confirm", name="bo:agenda-confirm", opt=roles(WORKERS))
-async def agenda_confirm(request: Request) -> Redirect:
+async def agenda_confirm(request: Request, settings: SettingsDep) -> Redirect:
     values = await form_values(request)
     raw = values.get("ids", [])
     ids = [int(v) for v in (raw if isinstance(raw, list) else [raw]) if str(v).isdigit()]
@@ -83,7 +80,7 @@ async def agenda_confirm(request: Request) -> Redirect:
     if not ids:
         return done(request, back, N_("Select the reminders to send first."), "warning")
     result = await service.confirm_actions(
-        ids, staff_actor(staff(request)), _settings(request), await company_today()
+        ids, staff_actor(staff(request)), settings, await company_today()
     )
     message = (
         f"{len(result.done)} reminder{'s' if len(result.done) != 1 else ''} confirmed and sent."
@@ -183,39 +180,45 @@ def _draft_from(values: dict[str, Any]) -> Draft:
 
 
 @get("/agenda/{action_id:int}/email.html", name="bo:action-email", opt=roles(ALL_STAFF))
-async def action_email(request: Request, action_id: FromPath[int]) -> Response:
+async def action_email(
+    request: Request, action_id: FromPath[int], settings: SettingsDep
+) -> Response:
     """The step's template filled in for this customer, as the recipient would see it."""
     view = await service.action_view(action_id, await company_today())
     values = _draft_values(view)
     if not values["body"]:
         return framed('<!doctype html><meta charset="utf-8"><p>No email for this step.</p>')
     try:
-        email = service.preview(view.facts, _draft_from(values), _settings(request).base_url)
+        email = service.preview(view.facts, _draft_from(values), settings.base_url)
     except InvalidInput as exc:
         return framed_problems(exc.problems)
     return framed(email.html)
 
 
 @post("/agenda/{action_id:int}/preview", name="bo:action-preview", opt=roles(WORKERS))
-async def action_preview(request: Request, action_id: FromPath[int]) -> Response:
+async def action_preview(
+    request: Request, action_id: FromPath[int], settings: SettingsDep
+) -> Response:
     values = await form_values(request)
     view = await service.action_view(action_id, await company_today())
     try:
-        email = service.preview(view.facts, _draft_from(values), _settings(request).base_url)
+        email = service.preview(view.facts, _draft_from(values), settings.base_url)
     except InvalidInput as exc:
         return framed_problems(exc.problems)
     return framed(email.html)
 
 
 @post("/agenda/{action_id:int}/send", name="bo:action-send", opt=roles(WORKERS))
-async def action_send(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+async def action_send(
+    request: Request, action_id: FromPath[int], settings: SettingsDep
+) -> Template | Redirect:
     values = await form_values(request)
     try:
         ids = await service.send_action(
             action_id,
             _draft_from(values),
             staff_actor(staff(request)),
-            _settings(request),
+            settings,
             await company_today(),
             override_spacing=checked(values, "override_spacing"),
         )
@@ -319,8 +322,10 @@ async def action_postpone(request: Request, action_id: FromPath[int]) -> Templat
 
 
 @get("/agenda/{action_id:int}/letter.pdf", name="bo:action-letter", opt=roles(ALL_STAFF))
-async def action_letter_pdf(request: Request, action_id: FromPath[int]) -> Response:
-    letter = await action_letter(action_id, _settings(request), await company_today())
+async def action_letter_pdf(
+    request: Request, action_id: FromPath[int], settings: SettingsDep
+) -> Response:
+    letter = await action_letter(action_id, settings, await company_today())
     return Response(
         content=letter.content,
         media_type="application/pdf",
@@ -332,7 +337,9 @@ async def action_letter_pdf(request: Request, action_id: FromPath[int]) -> Respo
 
 
 @post("/agenda/{action_id:int}/letter-sent", name="bo:action-letter-sent", opt=roles(WORKERS))
-async def action_letter_sent(request: Request, action_id: FromPath[int]) -> Template | Redirect:
+async def action_letter_sent(
+    request: Request, action_id: FromPath[int], settings: SettingsDep
+) -> Template | Redirect:
     values = await form_values(request)
     problems: list[FieldProblem] = []
     sent_on = optional_date(values, "sent_on", problems)
@@ -343,7 +350,7 @@ async def action_letter_sent(request: Request, action_id: FromPath[int]) -> Temp
             action_id,
             sent_on,
             staff_actor(staff(request)),
-            _settings(request),
+            settings,
             await company_today(),
         )
     except InvalidInput as exc:

@@ -47,6 +47,7 @@ from receivables.ledger.statement import build_statement
 from receivables.ledger.tables import Company, Contact, Customer, Item, ItemStatus
 from receivables.ledger.timeline import CATEGORIES, customer_timeline, status_words
 from receivables.money import Money
+from web.deps import SettingsDep
 
 SORTS = [
     (Sort.overdue.value, "Most overdue"),
@@ -363,7 +364,9 @@ def _contact_ids(values: dict[str, Any]) -> tuple[int, ...]:
 
 
 @post("/customers/{customer_id:int}/emails", name="bo:account-email", opt=roles(WORKERS))
-async def account_email(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+async def account_email(
+    request: Request, customer_id: FromPath[int], settings: SettingsDep
+) -> Template | Redirect:
     """An email from a message template to chosen contacts, outside any dunning step."""
     values = await form_values(request)
     try:
@@ -372,7 +375,7 @@ async def account_email(request: Request, customer_id: FromPath[int]) -> Templat
             text(values, "template"),
             _contact_ids(values),
             changes.staff_actor(staff(request)),
-            request.app.state.settings,
+            settings,
             await customer_today(customer_id),
         )
     except InvalidInput as exc:
@@ -390,7 +393,9 @@ async def account_email(request: Request, customer_id: FromPath[int]) -> Templat
     name="bo:account-email-preview",
     opt=roles(WORKERS),
 )
-async def account_email_preview(request: Request, customer_id: FromPath[int]) -> Response:
+async def account_email_preview(
+    request: Request, customer_id: FromPath[int], settings: SettingsDep
+) -> Response:
     """The chosen template filled in for the first chosen contact; nothing is issued."""
     values = await form_values(request)
     try:
@@ -398,7 +403,7 @@ async def account_email_preview(request: Request, customer_id: FromPath[int]) ->
             customer_id,
             text(values, "template"),
             _contact_ids(values),
-            request.app.state.settings.base_url,
+            settings.base_url,
             await customer_today(customer_id),
         )
     except InvalidInput as exc:
@@ -691,9 +696,10 @@ async def item_status(request: Request, item_id: FromPath[int]) -> Template | Re
 
 
 @post("/customers/{customer_id:int}/portal-links", name="bo:link-issue", opt=roles(WORKERS))
-async def link_issue(request: Request, customer_id: FromPath[int]) -> Template | Redirect:
+async def link_issue(
+    request: Request, customer_id: FromPath[int], settings: SettingsDep
+) -> Template | Redirect:
     values = await form_values(request)
-    settings = request.app.state.settings
     try:
         issued = await changes.issue_portal_link(
             customer_id,

@@ -35,6 +35,8 @@ from receivables.ledger.timeline import status_words
 from receivables.portal import feedback as answers
 from receivables.portal.emails import PortalMail
 from receivables.portal.tables import DisputeReason, FeedbackKind
+from receivables.settings import Settings
+from web.deps import SettingsDep
 
 INBOX = f"{PREFIX}/feedback"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -116,10 +118,9 @@ async def feedback_link(request: Request, feedback_id: FromPath[int]) -> Redirec
 
 
 @get("/feedback/{feedback_id:int}/proof", name="bo:feedback-proof", opt=roles(ALL_STAFF))
-async def feedback_proof(request: Request, feedback_id: FromPath[int]) -> Response:
+async def feedback_proof(feedback_id: FromPath[int], settings: SettingsDep) -> Response:
     """The customer's proof file, downloaded (never rendered inside our origin)."""
     ref = await feedback_ref(feedback_id)
-    settings = request.app.state.settings
     path = storage.stored_file(settings.documents_path, ref.proof_path) if ref else None
     if ref is None or path is None:
         raise NotFoundException()
@@ -243,13 +244,12 @@ async def feedback_bulk_validate(request: Request) -> Redirect:
     return done(request, back, message, "success" if validated else "warning")
 
 
-def portal_mail(request: Request) -> PortalMail:
+def portal_mail(settings: Settings) -> PortalMail:
     """Emails to customers, composed exactly as the portal composes its own."""
     # The composer lives with the portal face for now; it belongs in web/ (shared by both
     # faces), see docs/BACKOFFICE.md.
     from web.mailing import TemplateComposer
 
-    settings = request.app.state.settings
     return PortalMail(
         compose=TemplateComposer(TEMPLATES),
         mail_from=settings.smtp_from,
@@ -258,7 +258,9 @@ def portal_mail(request: Request) -> PortalMail:
 
 
 @post("/feedback/{feedback_id:int}/reject", name="bo:feedback-reject", opt=roles(WORKERS))
-async def feedback_reject(request: Request, feedback_id: FromPath[int]) -> Response:
+async def feedback_reject(
+    request: Request, feedback_id: FromPath[int], settings: SettingsDep
+) -> Response:
     values = await form_values(request)
     back = safe_next(text(values, "return_to") or INBOX)
     row_target = is_fragment(request, f"fb-{feedback_id}")
@@ -269,7 +271,7 @@ async def feedback_reject(request: Request, feedback_id: FromPath[int]) -> Respo
             staff_actor(staff(request)),
             text(values, "reason"),
             notify=notify,
-            mail=portal_mail(request) if notify else None,
+            mail=portal_mail(settings) if notify else None,
         )
     except Conflict as exc:
         if row_target:

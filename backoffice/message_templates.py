@@ -21,6 +21,8 @@ from receivables.errors import InvalidInput
 from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.portal.i18n import LANGUAGES
+from receivables.settings import Settings
+from web.deps import SettingsDep
 
 TEMPLATES = f"{PREFIX}/templates"
 
@@ -136,7 +138,7 @@ async def template_save(request: Request, template_id: FromPath[int]) -> Templat
 
 
 async def _preview(
-    request: Request, template_id: int, subject: str, body: str, customer: str
+    settings: Settings, template_id: int, subject: str, body: str, customer: str
 ) -> Response:
     template = await service.get_template(template_id)
     if not customer.isdigit():
@@ -148,7 +150,7 @@ async def _preview(
             body,
             int(customer),
             await company_today(),
-            request.app.state.settings.base_url,
+            settings.base_url,
         )
     except InvalidInput as exc:
         return framed_problems(exc.problems)
@@ -160,19 +162,23 @@ async def _preview(
     name="bo:template-preview-saved",
     opt=roles(ALL_STAFF),
 )
-async def template_preview_saved(request: Request, template_id: FromPath[int]) -> Response:
+async def template_preview_saved(
+    request: Request, template_id: FromPath[int], settings: SettingsDep
+) -> Response:
     """The saved words filled from a customer (?customer=ID) — reading, nothing issued."""
     template = await service.get_template(template_id)
     customer = str(request.query_params.get("customer", ""))
-    return await _preview(request, template_id, template.subject, template.body, customer)
+    return await _preview(settings, template_id, template.subject, template.body, customer)
 
 
 @post("/templates/{template_id:int}/preview", name="bo:template-preview", opt=roles(ADMINS))
-async def template_preview(request: Request, template_id: FromPath[int]) -> Response:
+async def template_preview(
+    request: Request, template_id: FromPath[int], settings: SettingsDep
+) -> Response:
     """The words as typed (unsaved), filled from the chosen customer."""
     values = await form_values(request)
     return await _preview(
-        request,
+        settings,
         template_id,
         str(values.get("subject", "")),
         str(values.get("body", "")),

@@ -43,12 +43,8 @@ def is_mounted(request: Request, path: str) -> bool:
 
 
 def _mounted(request: Request) -> frozenset[str]:
-    app = request.app
-    paths = getattr(app.state, "backoffice_paths", None)
-    if paths is None:
-        paths = frozenset(route.path for route in app.routes)
-        app.state.backoffice_paths = paths
-    return paths
+    """The face's own paths, set in its router's `opt` by `backoffice.router()`."""
+    return request.route_handler.opt.get("mounted", frozenset())
 
 
 def staff(request: Request) -> StaffUser:
@@ -82,7 +78,8 @@ def language_context(user: StaffUser | None) -> dict[str, Any]:
 
 
 def is_demo(request: Request) -> bool:
-    return bool(getattr(request.app.state, "demo", False))
+    """`create_app(..., demo=True)`: the flag rides in the face router's `opt`."""
+    return bool(request.route_handler.opt.get("demo", False))
 
 
 def nav_items(request: Request, user: StaffUser, pending: int = 0) -> list[dict[str, Any]]:

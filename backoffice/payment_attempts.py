@@ -17,8 +17,9 @@ from receivables.errors import Conflict, NotFound
 from receivables.i18n import N_
 from receivables.ledger.account_changes import staff_actor
 from receivables.payments import checkout
-from receivables.payments.gateway import PaymentServiceUnavailable, shared_gateway
+from receivables.payments.gateway import PaymentServiceUnavailable
 from receivables.payments.reports import open_exception_count
+from web.deps import GatewayDep
 
 BASE = "/backoffice/finance/attempts"
 
@@ -67,8 +68,9 @@ async def attempt_list(request: Request) -> Template:
     name="bo:finance-attempt-cancel",
     opt=roles(FINANCE),
 )
-async def attempt_cancel(request: Request, attempt_id: FromPath[int]) -> Redirect:
-    gateway = shared_gateway(request.app.state, request.app.state.settings)
+async def attempt_cancel(
+    request: Request, attempt_id: FromPath[int], gateway: GatewayDep
+) -> Redirect:
     try:
         status = await checkout.cancel_stuck(
             attempt_id, gateway=gateway, actor=staff_actor(staff(request))

@@ -82,25 +82,21 @@ def session_config(settings: Settings) -> CookieBackendConfig:
 
 
 class StaffSessionMiddleware:
-    """Litestar's session middleware, built from the app's settings on first use.
+    """Litestar's session middleware with the cookie's key and flags from the settings the
+    face is built with (`backoffice.router(settings)` mounts it through DefineMiddleware).
+    Made on the first request, so an app without a usable SECRET_KEY still serves its other
+    faces and the back office alone refuses."""
 
-    The Router exists before the settings do (app.py imports it), so the cookie's key and
-    flags are read from `app.state.settings` at request time, once per configuration.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self._built: dict[tuple[str, bool], SessionMiddleware] = {}
+        self.settings = settings
+        self._session: SessionMiddleware | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        settings: Settings = scope["litestar_app"].state.settings
-        key = (settings.secret_key, settings.https)
-        middleware = self._built.get(key)
-        if middleware is None:
-            config = session_config(settings)
-            middleware = SessionMiddleware(app=self.app, backend=config._backend_class(config))
-            self._built[key] = middleware
-        await middleware(scope, receive, send)
+        if self._session is None:
+            config = session_config(self.settings)
+            self._session = SessionMiddleware(app=self.app, backend=config._backend_class(config))
+        await self._session(scope, receive, send)
 
 
 def password_fingerprint(user: StaffUser) -> str:

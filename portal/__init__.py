@@ -23,6 +23,7 @@ from portal.access import (
 from portal.answers import answer_form, answer_submit
 from portal.pages import invoice_pdf, statement_page, statement_pdf, statement_spreadsheet
 from portal.pay import ROUTES as pay_routes
+from receivables.settings import Settings
 
 
 def portal_headers(app: ASGIApp) -> ASGIApp:
@@ -41,26 +42,30 @@ def portal_headers(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-portal_router = Router(
-    path="/p",
-    route_handlers=[
-        statement_page,
-        statement_pdf,
-        statement_spreadsheet,
-        invoice_pdf,
-        answer_form,
-        answer_submit,
-        choose_page_language,
-        open_link,
-        ask_fresh_link,
-        *pay_routes,
-    ],
-    dependencies={"visit": Provide(current_visit)},
-    middleware=[portal_headers],
-    exception_handlers={
-        NoVisit: visit_ended,
-        BadForm: form_expired,
-        TooManyAttempts: too_many,
-    },
-    include_in_schema=False,
-)
+def router(settings: Settings) -> Router:
+    """The face for `create_app`: handlers take the settings and the Stripe gateway by
+    injection (web/deps.py), the visit from this router's own dependency."""
+    del settings  # nothing in the face's shape depends on them today
+    return Router(
+        path="/p",
+        route_handlers=[
+            statement_page,
+            statement_pdf,
+            statement_spreadsheet,
+            invoice_pdf,
+            answer_form,
+            answer_submit,
+            choose_page_language,
+            open_link,
+            ask_fresh_link,
+            *pay_routes,
+        ],
+        dependencies={"visit": Provide(current_visit)},
+        middleware=[portal_headers],
+        exception_handlers={
+            NoVisit: visit_ended,
+            BadForm: form_expired,
+            TooManyAttempts: too_many,
+        },
+        include_in_schema=False,
+    )

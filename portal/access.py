@@ -33,6 +33,7 @@ from receivables.portal.sessions import SESSION_HOURS, Visit, csrf_ok, exchange_
 from receivables.portal.sessions import set_language as remember_language
 from receivables.settings import Settings
 from web.client_address import client_ip
+from web.deps import SettingsDep
 from web.i18n import LANGUAGE_COOKIE, request_language
 from web.mailing import TemplateComposer
 
@@ -64,12 +65,7 @@ class TooManyAttempts(Exception):
     retry_after: float
 
 
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def portal_mail(request: Request) -> PortalMail:
-    settings = settings_of(request)
+def portal_mail(settings: Settings) -> PortalMail:
     return PortalMail(
         compose=TemplateComposer(ROOT / "templates"),
         mail_from=settings.smtp_from,
@@ -98,9 +94,9 @@ def page_context(language: str, company_locale: str = "", **extra: Any) -> dict[
     }
 
 
-async def current_visit(request: Request) -> Visit:
+async def current_visit(request: Request, settings: SettingsDep) -> Visit:
     """Dependency: the live visit behind the session cookie, or the 'visit ended' page."""
-    visit = await visit_for(request.cookies.get(SESSION_COOKIE), settings_of(request).secret_key)
+    visit = await visit_for(request.cookies.get(SESSION_COOKIE), settings.secret_key)
     if visit is None:
         raise NoVisit()
     return visit
@@ -129,8 +125,9 @@ def _cookie(settings: Settings, key: str, value: str, max_age: int) -> Cookie:
     )
 
 
-def _dead_link_page(request: Request, *, sent: bool = False, status: int = 404) -> Template:
-    settings = settings_of(request)
+def _dead_link_page(
+    request: Request, settings: Settings, *, sent: bool = False, status: int = 404
+) -> Template:
     nonce = secrets.token_urlsafe(16)
     return Template(
         template_name="portal/link_invalid.html",
@@ -145,11 +142,10 @@ def _dead_link_page(request: Request, *, sent: bool = False, status: int = 404) 
 
 
 @get("/{token:str}", name="portal:open", include_in_schema=False)
-async def open_link(request: Request, token: FromPath[str]) -> Response:
+async def open_link(request: Request, token: FromPath[str], settings: SettingsDep) -> Response:
     ip = client_ip(request)
     if (wait := await LINK_LIMIT.hit(client_bucket(ip))) is not None:
         raise TooManyAttempts(wait)
-    settings = settings_of(request)
     raw = await exchange_link(
         token,
         secret_key=settings.secret_key,
@@ -157,7 +153,7 @@ async def open_link(request: Request, token: FromPath[str]) -> Response:
         user_agent=request.headers.get("user-agent", ""),
     )
     if raw is None:
-        return _dead_link_page(request)
+        return _dead_link_page(request, settings)
     return Redirect(
         path=landing(request.query_params.get("next")),
         status_code=303,
@@ -166,12 +162,11 @@ async def open_link(request: Request, token: FromPath[str]) -> Response:
 
 
 @post("/{token:str}", name="portal:fresh-link", include_in_schema=False, status_code=200)
-async def ask_fresh_link(request: Request, token: FromPath[str]) -> Response:
+async def ask_fresh_link(request: Request, token: FromPath[str], settings: SettingsDep) -> Response:
     """Same answer whatever the token: never tells whether an account exists."""
     ip = client_ip(request)
     if (wait := await RESEND_LIMIT.hit(client_bucket(ip))) is not None:
         raise TooManyAttempts(wait)
-    settings = settings_of(request)
     form = await request.form()
     nonce = request.cookies.get(FORM_COOKIE, "")
     supplied = str(form.get("_csrf_token") or "")
@@ -182,13 +177,15 @@ async def ask_fresh_link(request: Request, token: FromPath[str]) -> Response:
         secret_key=settings.secret_key,
         days=settings.portal_link_days,
         ip=ip,
-        mail=portal_mail(request),
+        mail=portal_mail(settings),
     )
-    return _dead_link_page(request, sent=True, status=200)
+    return _dead_link_page(request, settings, sent=True, status=200)
 
 
 @post("/language", name="portal:language", include_in_schema=False)
-async def choose_page_language(request: Request, visit: NamedDependency[Visit]) -> Redirect:
+async def choose_page_language(
+    request: Request, visit: NamedDependency[Visit], settings: SettingsDep
+) -> Redirect:
     form = await request.form()
     require_csrf(request, visit, form)
     kept = await remember_language(visit, str(form.get("language") or ""))
@@ -202,7 +199,7 @@ async def choose_page_language(request: Request, visit: NamedDependency[Visit]) 
         path="/",
         httponly=True,
         samesite="lax",
-        secure=settings_of(request).https,
+        secure=settings.https,
         max_age=365 * 24 * 3600 if kept else 0,
     )
     return Redirect(path=back, status_code=303, cookies=[cookie])

@@ -12,7 +12,7 @@ from litestar.params import FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.access import client_ip, portal_mail, require_csrf, settings_of
+from portal.access import client_ip, portal_mail, require_csrf
 from portal.display import KINDS, METHODS, REASONS, Listing
 from portal.pages import page_data, visit_context, wants_fragment
 from receivables.clock import customer_today
@@ -22,6 +22,7 @@ from receivables.portal.account import company_of
 from receivables.portal.feedback import AnswerForm, Proof, answerable_items, submit_answer
 from receivables.portal.sessions import Visit
 from receivables.portal.tables import FeedbackKind
+from web.deps import SettingsDep
 
 FORM_FIELDS = ("kind", "paid_on", "method", "reference", "promise_date", "dispute_reason", "text")
 MAX_BODY = MAX_PROOF_BYTES + 1024 * 1024
@@ -94,7 +95,9 @@ async def answer_form(
     request_max_body_size=MAX_BODY,
     status_code=200,
 )
-async def answer_submit(request: HTMXRequest, visit: NamedDependency[Visit]) -> Response:
+async def answer_submit(
+    request: HTMXRequest, visit: NamedDependency[Visit], settings: SettingsDep
+) -> Response:
     form = await request.form()
     require_csrf(request, visit, form)
     values = AnswerForm(**{name: str(form.get(name) or "") for name in FORM_FIELDS})
@@ -104,7 +107,6 @@ async def answer_submit(request: HTMXRequest, visit: NamedDependency[Visit]) -> 
     proof = None
     if isinstance(upload, UploadFile) and upload.filename:
         proof = Proof(filename=upload.filename, content=await upload.read())
-    settings = settings_of(request)
     try:
         done = await submit_answer(
             customer_id=visit.customer_id,
@@ -116,7 +118,7 @@ async def answer_submit(request: HTMXRequest, visit: NamedDependency[Visit]) -> 
             proof=proof,
             today=await customer_today(visit.customer_id),
             documents_dir=settings.documents_path,
-            mail=portal_mail(request),
+            mail=portal_mail(settings),
         )
     except InvalidInput as exc:
         ctx = await form_context(

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from portal.access import ROOT, page_context, settings_of
+from portal.access import ROOT, page_context
 from portal.display import TYPES, Listing, group_iban, statement_context, status_text
 from receivables.clock import customer_today
 from receivables.documents import storage
@@ -22,6 +22,8 @@ from receivables.i18n import Translator
 from receivables.money import Money
 from receivables.portal.account import AccountView, account_view, invoice_of, record_visit
 from receivables.portal.sessions import Visit
+from receivables.settings import Settings
+from web.deps import SettingsDep
 
 STATIC = ROOT / "static"
 
@@ -52,6 +54,7 @@ async def page_data(visit: Visit, listing: Listing) -> dict[str, Any]:
 async def statement_page(
     request: HTMXRequest,
     visit: NamedDependency[Visit],
+    settings: SettingsDep,
     show: FromQuery[str | None] = None,
     sort: FromQuery[str | None] = None,
     order: FromQuery[str | None] = None,
@@ -64,12 +67,12 @@ async def statement_page(
         return Template(template_name="portal/_items.html", context=ctx)
     await record_visit(visit, "portal.statement_viewed", show=listing.show)
     ctx["answered"] = answered or 0
-    ctx["stripe_enabled"] = settings_of(request).stripe_enabled
+    ctx["stripe_enabled"] = settings.stripe_enabled
     return Template(template_name="portal/statement.html", context=ctx)
 
 
-def assets_of(request: Request) -> Assets:
-    return Assets(static_dir=STATIC, documents_dir=settings_of(request).documents_path)
+def assets_of(settings: Settings) -> Assets:
+    return Assets(static_dir=STATIC, documents_dir=settings.documents_path)
 
 
 def _filename(*parts: str) -> str:
@@ -91,12 +94,14 @@ def render_document(request: Request, template: str, ctx: dict[str, Any]) -> str
 
 
 @get("/statement.pdf", name="portal:statement-pdf", include_in_schema=False)
-async def statement_pdf(request: Request, visit: NamedDependency[Visit]) -> Response:
+async def statement_pdf(
+    request: Request, visit: NamedDependency[Visit], settings: SettingsDep
+) -> Response:
     ctx = await page_data(visit, Listing.parse("all", None, None, "all"))
     html = render_document(request, "documents/statement.html", ctx)
     # Cached under the hash of its HTML: the account's figures, statuses, date and language
     # are all in it, so the cache serves exactly what a new rendering would.
-    pdf, cached = await cached_pdf(html, assets_of(request))
+    pdf, cached = await cached_pdf(html, assets_of(settings))
     await record_visit(
         visit,
         "portal.document_downloaded",
@@ -135,11 +140,11 @@ async def statement_spreadsheet(request: Request, visit: NamedDependency[Visit])
 
 @get("/invoices/{item_id:int}/pdf", name="portal:invoice-pdf", include_in_schema=False)
 async def invoice_pdf(
-    request: Request, visit: NamedDependency[Visit], item_id: FromPath[int]
+    request: Request, visit: NamedDependency[Visit], item_id: FromPath[int], settings: SettingsDep
 ) -> Response:
     doc = await invoice_of(visit.customer_id, item_id)
     item = doc.item
-    assets = assets_of(request)
+    assets = assets_of(settings)
     stored: Path | None = storage.stored_file(assets.documents_dir, item.pdf_path)
     if stored is not None:
         content = await storage.read_bytes(stored)

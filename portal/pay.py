@@ -27,7 +27,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from portal.access import require_csrf, settings_of
+from portal.access import require_csrf
 from portal.display import group_iban
 from portal.pages import visit_context
 from receivables.clock import customer_today
@@ -37,9 +37,10 @@ from receivables.ledger.tables import Company, Customer
 from receivables.money import Money, exponent
 from receivables.payments import checkout
 from receivables.payments.amounts import OutsideLimits
-from receivables.payments.gateway import PaymentServiceUnavailable, StripeGateway, shared_gateway
+from receivables.payments.gateway import PaymentServiceUnavailable, StripeGateway
 from receivables.portal.sessions import Visit
 from receivables.settings import Settings
+from web.deps import GatewayDep, SettingsDep
 
 STRIPE_JS = "https://js.stripe.com/v3/"
 log = logging.getLogger("relance.portal.pay")
@@ -73,10 +74,6 @@ def pay_csp(settings: Settings) -> str:
     )
 
 
-def gateway_of(request: Request) -> StripeGateway:
-    return shared_gateway(request.app.state, settings_of(request))
-
-
 def _item_ids(values: list[str]) -> list[int]:
     return [int(v) for v in values if v.strip().isdigit()][:500]
 
@@ -92,6 +89,8 @@ async def _account(visit: Visit) -> tuple[Company, Customer]:
 async def pay_page(
     request: HTMXRequest,
     visit: NamedDependency[Visit],
+    settings: SettingsDep,
+    gateway: GatewayDep,
     item: FromQuery[list[str] | None] = None,
     currency: FromQuery[str | None] = None,
     done: FromQuery[str | None] = None,
@@ -103,10 +102,9 @@ async def pay_page(
         return Response(
             content="", headers={"HX-Redirect": "/p/pay" + (f"?{query}" if query else "")}
         )
-    settings = settings_of(request)
     company, customer = await _account(visit)
     if settings.stripe_enabled:
-        await _settle(request, visit)
+        await _settle(visit, gateway)
     items = await checkout.payable_items(visit.customer_id, await customer_today(visit.customer_id))
     currencies = sorted({i.currency for i in items})
     wanted = set(_item_ids(item or []))
@@ -164,11 +162,11 @@ _NOTICES = {
 }
 
 
-async def _settle(request: Request, visit: Visit) -> None:
+async def _settle(visit: Visit, gateway: StripeGateway) -> None:
     """Ask Stripe about this customer's attempts that went quiet (no webhook came); a Stripe
     that cannot be reached leaves them as they are (they stay unpayable, never released)."""
     try:
-        await checkout.settle_stale(visit.customer_id, gateway_of(request))
+        await checkout.settle_stale(visit.customer_id, gateway)
     except Exception:  # Stripe down: the page still opens, the attempts stay as they are
         log.warning("could not read quiet payment attempts from Stripe", exc_info=True)
 
@@ -201,10 +199,12 @@ def _refusal(exc: Exception, visit: Visit | None = None) -> Response:
 
 
 @post("/pay/start", name="portal:pay-start", include_in_schema=False, status_code=200)
-async def pay_start(request: Request, visit: NamedDependency[Visit]) -> Response:
+async def pay_start(
+    request: Request, visit: NamedDependency[Visit], settings: SettingsDep, gateway: GatewayDep
+) -> Response:
     form = await request.form()
     require_csrf(request, visit, form)
-    if not settings_of(request).stripe_enabled:
+    if not settings.stripe_enabled:
         return _json({"error": "online payment is not available"}, 404)
     try:
         started = await checkout.start(
@@ -212,7 +212,7 @@ async def pay_start(request: Request, visit: NamedDependency[Visit]) -> Response
             customer_id=visit.customer_id,
             item_ids=_item_ids(form.getall("item", [])),
             actor=visit.actor,
-            gateway=gateway_of(request),
+            gateway=gateway,
             on=await customer_today(visit.customer_id),
         )
     except (InvalidInput, Conflict, PaymentServiceUnavailable, OutsideLimits) as exc:
@@ -228,7 +228,9 @@ async def pay_start(request: Request, visit: NamedDependency[Visit]) -> Response
 
 
 @post("/pay/confirm", name="portal:pay-confirm", include_in_schema=False, status_code=200)
-async def pay_confirm(request: Request, visit: NamedDependency[Visit]) -> Response:
+async def pay_confirm(
+    request: Request, visit: NamedDependency[Visit], gateway: GatewayDep
+) -> Response:
     form = await request.form()
     require_csrf(request, visit, form)
     key = str(form.get("key") or "")[:40]
@@ -238,7 +240,7 @@ async def pay_confirm(request: Request, visit: NamedDependency[Visit]) -> Respon
             key=key,
             payment_method=str(form.get("payment_method") or "")[:255],
             actor=visit.actor,
-            gateway=gateway_of(request),
+            gateway=gateway,
             on=await customer_today(visit.customer_id),
         )
     except (InvalidInput, Conflict, PaymentServiceUnavailable, OutsideLimits) as exc:
@@ -252,14 +254,16 @@ async def pay_confirm(request: Request, visit: NamedDependency[Visit]) -> Respon
     include_in_schema=False,
     status_code=200,
 )
-async def pay_authentication(request: Request, visit: NamedDependency[Visit]) -> Response:
+async def pay_authentication(
+    request: Request, visit: NamedDependency[Visit], gateway: GatewayDep
+) -> Response:
     """The browser reports that 3-D Secure did not complete; Stripe is asked what happened."""
     form = await request.form()
     require_csrf(request, visit, form)
     key = str(form.get("key") or "")[:40]
     try:
         result = await checkout.authentication_ended(
-            customer_id=visit.customer_id, key=key, gateway=gateway_of(request)
+            customer_id=visit.customer_id, key=key, gateway=gateway
         )
     except PaymentServiceUnavailable as exc:
         return _refusal(exc)
@@ -267,21 +271,25 @@ async def pay_authentication(request: Request, visit: NamedDependency[Visit]) ->
 
 
 @post("/pay/finish", name="portal:pay-finish", include_in_schema=False, status_code=200)
-async def pay_finish(request: Request, visit: NamedDependency[Visit]) -> Response:
+async def pay_finish(
+    request: Request, visit: NamedDependency[Visit], gateway: GatewayDep
+) -> Response:
     """A waiting attempt's 3-D Secure, again: Stripe's client secret for confirmCardPayment
     while Stripe still requires action, else where the attempt stands."""
     form = await request.form()
     require_csrf(request, visit, form)
     key = str(form.get("key") or "")[:40]
     try:
-        result = await checkout.finish_secret(visit.customer_id, key, gateway_of(request))
+        result = await checkout.finish_secret(visit.customer_id, key, gateway)
     except (PaymentServiceUnavailable, NotFound) as exc:
         return _refusal(exc)
     return _json(_answer(visit, key, result))
 
 
 @post("/pay/cancel", name="portal:pay-cancel", include_in_schema=False, status_code=303)
-async def pay_cancel(request: Request, visit: NamedDependency[Visit]) -> Redirect:
+async def pay_cancel(
+    request: Request, visit: NamedDependency[Visit], gateway: GatewayDep
+) -> Redirect:
     """Cancel a waiting attempt: at Stripe first, then its invoices are released."""
     form = await request.form()
     require_csrf(request, visit, form)
@@ -289,7 +297,7 @@ async def pay_cancel(request: Request, visit: NamedDependency[Visit]) -> Redirec
         result = await checkout.cancel(
             customer_id=visit.customer_id,
             key=str(form.get("key") or "")[:40],
-            gateway=gateway_of(request),
+            gateway=gateway,
             actor=visit.actor,
         )
     except Conflict:

@@ -195,6 +195,11 @@ async def client(db, settings, databases):
         yield c
 
 
+def app_settings(app):
+    """The settings an app was built with, as its handlers receive them (web/deps.py)."""
+    return app.dependencies["settings"].dependency()
+
+
 def app_client(app):
     """httpx on the ASGI app in this event loop (Litestar's test client runs the app in another
     thread's loop, where the Postgres pool of the session cannot be used)."""

@@ -22,6 +22,7 @@ import pytest
 import stripe
 
 from receivables.payments.emulator import Emulator, free_port, start_emulator
+from receivables.payments.gateway import StripeGateway, make_gateway
 from receivables.settings import Settings, load_settings
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
@@ -53,13 +54,15 @@ def stripe_settings(emulator: Emulator, base_url: str, webhook_secret: str) -> S
 
 @dataclass
 class LiveApp:
-    """The real app on 127.0.0.1:port, its settings, and a Stripe SDK client for the test."""
+    """The real app on 127.0.0.1:port, its settings, the Stripe gateway its handlers are given
+    (the same one the test's worker steps use), and a Stripe SDK client for the test."""
 
     url: str
     app: Any
     settings: Settings
     emulator: Emulator
     stripe: stripe.StripeClient
+    gateway: StripeGateway
 
     @property
     def webhook_url(self) -> str:
@@ -116,12 +119,13 @@ async def live_app(db, databases, stripe_emulator) -> AsyncIterator[LiveApp]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = stripe_settings(stripe_emulator, url, "whsec_" + secrets.token_hex(16))
-    app = create_app(settings, engine=await databases.get(db))
+    gateway = make_gateway(settings)
+    app = create_app(settings, engine=await databases.get(db), gateway=gateway)
     server, task = await serve(app, port)
     client = stripe.StripeClient(
         settings.stripe_secret_key, base_addresses={"api": stripe_emulator.api_base}
     )
-    live = LiveApp(url, app, settings, stripe_emulator, client)
+    live = LiveApp(url, app, settings, stripe_emulator, client, gateway)
     live.webhooks_to_app()
     try:
         yield live

@@ -163,12 +163,3 @@ class StripeGateway:
 
 def make_gateway(settings: Settings) -> StripeGateway:
     return StripeGateway(settings)
-
-
-def shared_gateway(holder: Any, settings: Settings) -> StripeGateway:
-    """One gateway per application, made on first use and kept on `holder` (app.state)."""
-    gateway = getattr(holder, "stripe_gateway", None)
-    if gateway is None:
-        gateway = make_gateway(settings)
-        holder.stripe_gateway = gateway
-    return gateway

@@ -29,7 +29,7 @@ from receivables.mail.tables import CapturedMail
 from receivables.portal.emails import ComposedEmail, PortalMail
 from receivables.portal.feedback import AnswerForm, Proof, submit_answer
 from receivables.settings import load_settings
-from tests.conftest import TEST_SECRET, app_client
+from tests.conftest import TEST_SECRET, app_client, app_settings
 from tests.factories import make_company, make_contact, make_customer, make_item
 
 PASSWORD = "correct horse battery"
@@ -197,7 +197,7 @@ async def bo_app(db, databases, tmp_path):
 
 @pytest.fixture
 async def world(bo_app) -> World:
-    return await build_world(bo_app.state.settings.documents_path)
+    return await build_world(app_settings(bo_app).documents_path)
 
 
 async def sign_in(client, email: str, password: str = PASSWORD, next_path: str = "") -> str:

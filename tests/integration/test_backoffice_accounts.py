@@ -18,7 +18,7 @@ from receivables.ledger import customer_list
 from receivables.ledger.customer_list import CustomerFilters, Sort, list_customers
 from receivables.ledger.statement import build_statement
 from receivables.ledger.tables import Contact, Customer, Item, ItemStatus, PayerProfile
-from tests.conftest import TEST_SECRET, app_client
+from tests.conftest import TEST_SECRET, app_client, app_settings
 from tests.factories import make_contact, make_customer, make_item, make_payment
 from tests.integration.test_backoffice import (  # noqa: F401 - fixtures
     CSRF_IN_PAGE,
@@ -494,7 +494,7 @@ async def test_captured_mail_is_listed_and_rendered_as_received(bo_app, world, d
     # Outside the demo there is no mail catcher, so no such page.
     from app import create_app
 
-    app = create_app(bo_app.state.settings, engine=await databases.get(db), demo=False)
+    app = create_app(app_settings(bo_app), engine=await databases.get(db), demo=False)
     async with app_client(app) as client:
         await sign_in(client, world.users["viewer"].email)
         assert (await client.get("/backoffice/mail")).status_code == 404

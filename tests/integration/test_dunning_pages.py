@@ -29,7 +29,7 @@ from receivables.ledger.tables import Company, Customer, Item, PayerProfile
 from receivables.mail.sealed_links import unseal
 from receivables.mail.tables import OutboxMessage
 from receivables.settings import load_settings
-from tests.conftest import TEST_SECRET, app_client
+from tests.conftest import TEST_SECRET, app_client, app_settings
 from tests.factories import make_company, make_contact, make_customer, make_item
 from tests.integration.test_backoffice import make_staff, sign_in
 
@@ -108,7 +108,7 @@ async def progress(app, world, days: int) -> DunningAction:
     collector = Actor.system("collector")
     for d in range(days, -1, -1):
         on = TODAY - timedelta(days=d)
-        await run_dunning(on, app.state.settings)
+        await run_dunning(on, app_settings(app))
         if d == 0:
             break
         for a in await DunningAction.select().where(
@@ -116,7 +116,7 @@ async def progress(app, world, days: int) -> DunningAction:
             & (DunningAction.customer == world["mine"].id)
         ):
             if a["status"] == "to_confirm":
-                await confirm_actions([a["id"]], collector, app.state.settings, on)
+                await confirm_actions([a["id"]], collector, app_settings(app), on)
             elif a["channel"] == "phone":
                 await log_call(a["id"], CallInput(outcome="no_answer"), collector, on)
     return (
@@ -266,7 +266,7 @@ async def test_a_call_records_a_promise_on_the_spot(app, world):
     assert kinds[-2:] == ["call.logged", "item.status_changed"]
     # The promised invoice no longer drives the cycle: the next run leaves the account alone.
     before = await DunningAction.count().where(DunningAction.customer == world["mine"].id)
-    await run_dunning(TODAY + timedelta(days=5), app.state.settings)
+    await run_dunning(TODAY + timedelta(days=5), app_settings(app))
     assert await DunningAction.count().where(DunningAction.customer == world["mine"].id) == before
 
 
@@ -332,7 +332,7 @@ async def test_the_formal_notice_letter_is_downloaded_and_marked_sent(app, world
         kept = await client.get(f"/backoffice/agenda/{action.id}/letter.pdf")
     action = await DunningAction.objects().get(DunningAction.id == action.id)
     assert action.status == "done" and action.letter_sent_on == TODAY
-    stored = Path(app.state.settings.documents_path) / action.letter_path
+    stored = Path(app_settings(app).documents_path) / action.letter_path
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == action.letter_sha256
     assert kept.content == stored.read_bytes()  # the letter as posted, not a new rendering
     event = await HistoryEvent.objects().get(HistoryEvent.kind == "letter.sent")
@@ -399,7 +399,7 @@ async def test_admins_copy_and_edit_scenarios_and_assign_customers(app, world):
     assert (await Customer.objects().get(Customer.ref == "C0042")).scenario == copy.id
     assert await Scenario.exists().where(Scenario.id == default.id)
     # The customer now follows the copy: its new first step is the courtesy call on day 1.
-    await run_dunning(TODAY, app.state.settings)
+    await run_dunning(TODAY, app_settings(app))
     action = await DunningAction.objects().get(DunningAction.customer == world["mine"].id)
     assert action.step_name == "Courtesy call"
     # A collector may read scenarios but not change them.

@@ -34,7 +34,7 @@ from receivables.mail.tables import CapturedMail, OutboxMessage
 from receivables.portal.emails import PortalMail
 from receivables.portal.fresh_links import send_fresh_links
 from receivables.settings import load_settings
-from tests.conftest import TEST_SECRET, app_client
+from tests.conftest import TEST_SECRET, app_client, app_settings
 from tests.factories import make_contact, make_customer, make_item
 from tests.integration.test_backoffice import (  # noqa: F401 - fixtures
     backoffice_routes,
@@ -73,7 +73,7 @@ class Catcher(CaptureHandler):
 
 
 def settings_for(bo_app, port: int):
-    base = bo_app.state.settings
+    base = app_settings(bo_app)
     return load_settings(
         {
             "SECRET_KEY": TEST_SECRET,

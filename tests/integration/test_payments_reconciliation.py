@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from receivables.access.staff import create_user
 from receivables.history import Actor
 from receivables.payments import checkout, events
-from receivables.payments.gateway import StripeGateway, shared_gateway
+from receivables.payments.gateway import StripeGateway
 from receivables.payments.tables import (
     FinanceException,
     OnlinePayment,
@@ -51,7 +51,7 @@ async def _paid(live: LiveApp, *amounts: str) -> list[OnlinePayment]:
     company = await make_company()
     customer = await make_customer(company)
     await make_contact(customer)
-    gateway = shared_gateway(live.app.state, live.settings)
+    gateway = live.gateway
     done = []
     for n, amount in enumerate(amounts):
         item = await make_item(customer, amount, due=TODAY - timedelta(days=10 + n))
@@ -92,7 +92,7 @@ async def _payout(live: LiveApp, amount: int, payments: list[OnlinePayment]) -> 
     )
 
     async def checked():
-        await events.apply_all(shared_gateway(live.app.state, live.settings))
+        await events.apply_all(live.gateway)
         row = await StripePayout.objects().get(StripePayout.payout_id == created.id)
         return row if row and row.checked_at else None
 
@@ -100,7 +100,7 @@ async def _payout(live: LiveApp, amount: int, payments: list[OnlinePayment]) -> 
 
 
 async def test_payouts_that_add_up_and_one_that_does_not(live_app: LiveApp):
-    live_app.app.state.stripe_gateway = PayoutListing(live_app.settings)
+    live_app.gateway = PayoutListing(live_app.settings)  # the worker steps below use it
     first, second, third = await _paid(live_app, "120.00", "30.50", "9.99")
     assert first.balance_transaction_id.startswith("txn_")
 

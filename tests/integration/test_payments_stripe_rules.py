@@ -20,7 +20,6 @@ from receivables.access.staff import create_user
 from receivables.history import Actor, HistoryEvent
 from receivables.ledger.tables import Item
 from receivables.payments import checkout
-from receivables.payments.gateway import shared_gateway
 from receivables.payments.tables import OnlinePayment
 from receivables.worker import JOBS
 from tests.factories import make_company, make_contact, make_customer, make_item
@@ -69,7 +68,7 @@ async def _portal(live: LiveApp, customer, contact) -> AsyncIterator[tuple[httpx
 
 async def _charge(live: LiveApp, company, customer, items, number: str) -> OnlinePayment:
     """What the portal does: start, the card set up (confirmCardSetup), confirm."""
-    gateway = shared_gateway(live.app.state, live.settings)
+    gateway = live.gateway
     started = await checkout.start(
         company_id=company.id,
         customer_id=customer.id,
@@ -190,10 +189,10 @@ async def test_an_abandoned_3d_secure_step_is_shown_canceled_at_stripe_and_relea
 
     async with _portal(live_app, customer, contact) as (http, csrf):
         page = await http.get("/p/pay")
-        assert "waiting for your bank&#39;s confirmation" in page.text
+        assert "waiting for your bank's confirmation" in page.text
         assert f'value="{item.id}"' not in page.text  # not payable twice meanwhile
         result = await http.get(f"/p/pay/done/{op.key}")  # the result page says so too
-        assert "waiting for your bank&#39;s confirmation" in result.text
+        assert "waiting for your bank's confirmation" in result.text
         assert "Finish or cancel it" in result.text
         finish = await http.post(
             "/p/pay/finish", data={"key": op.key}, headers={"x-csrftoken": csrf}

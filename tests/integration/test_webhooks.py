@@ -24,7 +24,6 @@ from receivables.ledger.allocations import allocate
 from receivables.ledger.tables import Allocation, Item, ItemStatus, Payment
 from receivables.money import Money
 from receivables.payments import checkout, events, settlement
-from receivables.payments.gateway import shared_gateway
 from receivables.payments.tables import (
     FinanceException,
     OnlinePayment,
@@ -59,7 +58,7 @@ async def _invoices(*amounts: str):
 
 async def _attempt(live: LiveApp, company, customer, items, method: str) -> OnlinePayment:
     """Start and confirm an attempt the way the portal does; returns it as stored."""
-    gateway = shared_gateway(live.app.state, live.settings)
+    gateway = live.gateway
     started = await checkout.start(
         company_id=company.id,
         customer_id=customer.id,
@@ -81,7 +80,7 @@ async def _attempt(live: LiveApp, company, customer, items, method: str) -> Onli
 
 async def _apply(live: LiveApp, *, now: datetime | None = None) -> events.Applied:
     """The worker's apply step (what the `stripe_events` job runs), with the app's gateway."""
-    return await events.apply_all(shared_gateway(live.app.state, live.settings), now=now)
+    return await events.apply_all(live.gateway, now=now)
 
 
 async def _stored(payload: bytes) -> StripeEvent:
@@ -213,7 +212,7 @@ async def test_the_same_event_delivered_concurrently_applies_once(live_app: Live
     assert answers[4].json()["result"] == "stored"
     # Workers race too: two batches, and two `process` calls that take the event even when
     # a batch holds it (as a worker whose claim ran out would).
-    gateway = shared_gateway(live_app.app.state, live_app.settings)
+    gateway = live_app.gateway
     event_id = json.loads(payload)["id"]
     outcomes = await asyncio.gather(
         events.apply_due(gateway),
@@ -340,7 +339,7 @@ async def test_a_final_intent_applies_from_its_signed_event_others_are_read_agai
 ):
     live_app.webhooks_to_nowhere()
     company, customer, (a, b) = await _invoices("100.00", "50.00")
-    real = shared_gateway(live_app.app.state, live_app.settings)
+    real = live_app.gateway
     gateway = _CountingGateway(real)
     paid = await _attempt(
         live_app, company, customer, [a], await card(live_app.stripe, "4242424242424242")
