@@ -6,7 +6,7 @@ from litestar import Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from backoffice.pages import staff
+from backoffice.pages import staff, tr
 from backoffice.security import (
     ALL_STAFF,
     PREFIX,
@@ -23,20 +23,29 @@ from backoffice.security import (
 from receivables.access import login_throttle
 from receivables.access.staff import authenticate
 from receivables.access.tables import Role
-from receivables.i18n import N_
+from receivables.i18n import N_, Translator, locale_for, translator
 from web.client_address import client_ip
+from web.i18n import request_language
+
+
+def _words(request: Request) -> Translator:
+    """Before sign-in: the visitor's chosen (cookie) or browser language."""
+    return translator(request_language(request.headers, request.cookies))
 
 
 def _login_page(
     request: Request, *, next_path: str, email: str = "", error: str = "", status_code: int = 200
 ) -> Template:
+    language = request_language(request.headers, request.cookies)
     return Template(
         template_name="backoffice/login.html",
         context={
-            "page_title": "Sign in",
+            "lang": language,
+            "locale": locale_for(language),
+            "page_title": translator(language)("Sign in"),
             "next": next_path,
             "email": email,
-            "error": error,
+            "error": translator(language)(error) if error else "",
             "csrf_token": csrf_token(request.session),
             "flash_messages": pop_flashes(request),
             "brand_href": f"{PREFIX}/",
@@ -66,7 +75,7 @@ async def login_submit(request: Request) -> Template | Redirect:
             request,
             next_path=target,
             email=email,
-            error="Enter your email and your password.",
+            error=N_("Enter your email and your password."),
             status_code=422,
         )
     verdict = await login_throttle.attempt(address, email)
@@ -76,8 +85,11 @@ async def login_submit(request: Request) -> Template | Redirect:
             request,
             next_path=target,
             email=email,
-            error=f"Too many failed attempts. Try again in {minutes} minute"
-            f"{'s' if minutes > 1 else ''}.",
+            error=_words(request).ngettext(
+                "Too many failed attempts. Try again in %(num)d minute.",
+                "Too many failed attempts. Try again in %(num)d minutes.",
+                minutes,
+            ),
             status_code=429,
         )
         page.headers["retry-after"] = str(verdict.retry_after)
@@ -88,7 +100,7 @@ async def login_submit(request: Request) -> Template | Redirect:
             request,
             next_path=target,
             email=email,
-            error="That email and password do not match an active account.",
+            error=N_("That email and password do not match an active account."),
             status_code=401,
         )
     await login_throttle.succeeded(address, email)
@@ -98,9 +110,10 @@ async def login_submit(request: Request) -> Template | Redirect:
 
 @post("/logout", name="bo:logout", opt=roles(ALL_STAFF))
 async def logout(request: Request) -> Redirect:
+    words = tr(request)  # the user's language, known until the session ends
     sign_out(request)
     request.set_session({})
-    flash(request, N_("You are signed out."), "info")
+    flash(request, words(N_("You are signed out.")), "info")
     return Redirect(path=f"{PREFIX}/login", status_code=303)
 
 

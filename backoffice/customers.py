@@ -50,9 +50,9 @@ from receivables.money import Money
 from web.deps import SettingsDep
 
 SORTS = [
-    (Sort.overdue.value, "Most overdue"),
-    (Sort.oldest_due.value, "Oldest due"),
-    (Sort.name.value, "Name"),
+    (Sort.overdue.value, N_("Most overdue")),
+    (Sort.oldest_due.value, N_("Oldest due")),
+    (Sort.name.value, N_("Name")),
 ]
 STATUS_CHOICES = [(s.value, status_words(s.value).capitalize()) for s in changes.SETTABLE_STATUSES]
 DISPUTE_CHOICES = [("", "—")] + [

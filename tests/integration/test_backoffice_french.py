@@ -35,7 +35,7 @@ TELL_TALE = (
     "the of and with your you no not yet this that for from has have was were will "
     "is are by on at to or any all none nothing "
     "Customer Customers Invoice Invoices Overdue Due Paid Open Status Amount Amounts Save Add "
-    "Reason Payment Payments Sign Previous Next Edit Remove Cancel Back Search Filter Show "
+    "Reason Payment Payments Sign Previous Next Edit Remove Cancel Back Search Filter Show Most "
     "Collector Users User Role Language Timeline Account Credit Settings "
     "Agenda? Today Late Day Days days late Dispute Disputed Promise Promised Answer Answers "
     "Template Templates Scenario Scenarios Step Steps Level Penalties Penalty "
