@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 from backoffice.calls import CALL_CHOICES, read_call
 from backoffice.forms import checked, errors_of, form_values, optional_date, text
 from backoffice.mail import FRAMED_HEADERS
-from backoffice.pages import done, render, staff
+from backoffice.pages import done, render, staff, tr
 from backoffice.security import ALL_STAFF, PREFIX, WORKERS, roles
 from receivables.access.tables import Role
 from receivables.clock import company_today
@@ -82,11 +82,15 @@ async def agenda_confirm(request: Request, settings: SettingsDep) -> Redirect:
     result = await service.confirm_actions(
         ids, staff_actor(staff(request)), settings, await company_today()
     )
-    message = (
-        f"{len(result.done)} reminder{'s' if len(result.done) != 1 else ''} confirmed and sent."
+    _ = tr(request)
+    message = _.ngettext(
+        "%(num)d reminder confirmed and sent.",
+        "%(num)d reminders confirmed and sent.",
+        len(result.done),
     )
     if result.refused:
-        message += " Not sent: " + "; ".join(f"#{k}: {v}" for k, v in result.refused.items())
+        refused = "; ".join(f"#{k}: {v}" for k, v in result.refused.items())
+        message += " " + _("Not sent: %(why)s", why=refused)
     return done(request, back, message, "warning" if result.refused else "success")
 
 
@@ -231,8 +235,11 @@ async def action_send(
     return done(
         request,
         action_url(action_id),
-        f"{len(ids)} email{'s' if len(ids) != 1 else ''} written to the outbox; "
-        "the worker sends them within seconds.",
+        tr(request).ngettext(
+            "%(num)d email written to the outbox; the worker sends it within seconds.",
+            "%(num)d emails written to the outbox; the worker sends them within seconds.",
+            len(ids),
+        ),
     )
 
 
@@ -274,7 +281,8 @@ async def action_litigation(request: Request, action_id: FromPath[int]) -> Templ
     return done(
         request,
         AGENDA,
-        f"{customer} handed over to litigation: no more reminders go to this account.",
+        N_("%(customer)s handed over to litigation: no more reminders go to this account."),
+        customer=customer,
     )
 
 

@@ -121,12 +121,16 @@ async def _apply(request: Request, kind: str, source_id: int) -> Template | Redi
             status_code=422,
         )
     money = await cash.source(kind, source_id)
-    left = f" {money.left.format()} is left to apply." if money.left.minor else ""
-    return done(
-        request,
-        source_url(kind, source_id),
-        f"{money.label} applied to {len(made)} invoice{'s' if len(made) != 1 else ''}.{left}",
+    _ = tr(request)
+    message = _.ngettext(
+        "%(money)s applied to %(num)d invoice.",
+        "%(money)s applied to %(num)d invoices.",
+        len(made),
+        money=money.label,
     )
+    if money.left.minor:
+        message += " " + _("%(amount)s is left to apply.", amount=money.left.format())
+    return done(request, source_url(kind, source_id), message)
 
 
 @post("/finance/cash/payments/{payment_id:int}", name="bo:finance-cash-apply", opt=roles(FINANCE))

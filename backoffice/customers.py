@@ -34,6 +34,7 @@ from receivables.dunning.scenarios import LEVEL_LABELS, scenario_name
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.feedback_inbox import pending_for_customer
 from receivables.i18n import N_
+from receivables.labels import label
 from receivables.ledger import account_changes as changes
 from receivables.ledger import cash_application
 from receivables.ledger.account_changes import ContactInput, DisputeReason, StatusInput
@@ -383,8 +384,11 @@ async def account_email(
     return done(
         request,
         account_url(customer_id),
-        f"{len(ids)} email{'s' if len(ids) != 1 else ''} written to the outbox; "
-        "the worker sends them within seconds.",
+        tr(request).ngettext(
+            "%(num)d email written to the outbox; the worker sends it within seconds.",
+            "%(num)d emails written to the outbox; the worker sends them within seconds.",
+            len(ids),
+        ),
     )
 
 
@@ -605,11 +609,11 @@ async def contact_reminders(
     )
     await changes.update_contact(customer_id, contact_id, data, changes.staff_actor(staff(request)))
     message = (
-        f"{contact.email} now receives reminders."
+        N_("%(email)s now receives reminders.")
         if wanted
-        else f"{contact.email} no longer receives reminders."
+        else N_("%(email)s no longer receives reminders.")
     )
-    return done(request, account_url(customer_id, "contacts"), message)
+    return done(request, account_url(customer_id, "contacts"), message, email=contact.email)
 
 
 # ------------------------------------------------------------------ items
@@ -688,7 +692,9 @@ async def item_status(request: Request, item_id: FromPath[int]) -> Template | Re
     return done(
         request,
         account_url(item.customer, f"item-{item_id}"),
-        f"{item.number}: status set to {status_words(data.status)}.",
+        N_("%(number)s: status set to %(status)s."),
+        number=item.number,
+        status=tr(request)(label("item_status", data.status)).lower(),
     )
 
 

@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from backoffice.forms import checked, errors_of, form_values, optional_date, text
-from backoffice.pages import done, fragment, is_fragment, render, staff
+from backoffice.pages import done, fragment, is_fragment, render, staff, tr
 from backoffice.security import ALL_STAFF, PREFIX, WORKERS, flash, roles, safe_next
 from receivables.access.staff_accounts import active_collectors
 from receivables.clock import company_today
@@ -237,10 +237,14 @@ async def feedback_bulk_validate(request: Request) -> Redirect:
             already += 1
         else:
             validated += 1
-    message = f"{validated} answer{'s' if validated != 1 else ''} validated."
+    _ = tr(request)
+    message = _.ngettext("%(num)d answer validated.", "%(num)d answers validated.", validated)
     if already:
-        verb = "was" if already == 1 else "were"
-        message += f" {already} had already been decided and {verb} left as is."
+        message += " " + _.ngettext(
+            "%(num)d had already been decided and was left as is.",
+            "%(num)d had already been decided and were left as is.",
+            already,
+        )
     return done(request, back, message, "success" if validated else "warning")
 
 

@@ -310,8 +310,10 @@ async def statement_confirm(request: Request, statement_id: FromPath[int]) -> Re
     count = await bank_reconciliation.confirm_proposed(
         statement_id, actor=staff_actor(staff(request))
     )
-    lines = f"{count} proposed line{'s' if count != 1 else ''}"
-    return done(request, f"{BASE}/bank/{statement_id}", f"{lines} confirmed.")
+    confirmed = tr(request).ngettext(
+        "%(num)d proposed line confirmed.", "%(num)d proposed lines confirmed.", count
+    )
+    return done(request, f"{BASE}/bank/{statement_id}", confirmed)
 
 
 @get("/finance/bank/lines/{line_id:int}", name="bo:finance-line", opt=roles(FINANCE))

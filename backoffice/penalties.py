@@ -87,7 +87,9 @@ async def penalty_policy(request: Request) -> Redirect:
     return done(
         request,
         f"{PENALTIES}?company={company.id}",
-        f"{updated.name} now charges penalties under the {updated.penalty_policy.upper()} rules.",
+        N_("%(name)s now charges penalties under the %(policy)s rules."),
+        name=updated.name,
+        policy=updated.penalty_policy.upper(),
     )
 
 

@@ -251,11 +251,11 @@ async def scenario_customers(request: Request, scenario_id: FromPath[int]) -> Te
             status_code=422,
         )
     message = (
-        f"{customer.name} follows its payer profile's scenario again."
+        N_("%(name)s follows its payer profile's scenario again.")
         if remove
-        else f"{customer.name} now follows this scenario."
+        else N_("%(name)s now follows this scenario.")
     )
-    return done(request, scenario_url(scenario_id, "customers"), message)
+    return done(request, scenario_url(scenario_id, "customers"), message, name=customer.name)
 
 
 ROUTES = [
