@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from babel.dates import format_date
 from babel.numbers import format_compact_currency
 from litestar import Request, Response, get
 from litestar.background_tasks import BackgroundTask
@@ -14,12 +15,12 @@ from litestar.params import FromQuery
 from litestar.response import File, Template
 
 from backoffice import charts
-from backoffice.pages import render
+from backoffice.pages import language_context, render, staff, tr
 from backoffice.security import ALL_STAFF, roles
 from receivables.access.staff_accounts import active_collectors
 from receivables.clock import company_today
 from receivables.dunning.scenarios import LEVEL_LABELS
-from receivables.i18n import N_
+from receivables.i18n import N_, Translator
 from receivables.insight import aged_balance
 from receivables.insight.dashboard import DEFAULT_PERIOD_MONTHS, PERIODS, Dashboard, dashboard
 from receivables.insight.figures import AGING_LABELS, DEFINITIONS, Scope
@@ -30,7 +31,7 @@ from receivables.money import Money, check_currency, exponent
 from receivables.portal.tables import DISPUTE_REASONS
 
 SHORT_AGING = {
-    "not_due": "Not due",
+    "not_due": N_("Not due"),
     "1-30": "1-30",
     "31-60": "31-60",
     "61-90": "61-90",
@@ -73,56 +74,65 @@ def _axis(currency: str) -> Any:
     return fmt
 
 
-def _days(value: float) -> str:
-    return f"{value:.0f} d"
-
-
-def _charts(d: Dashboard, cur: str) -> dict[str, charts.Chart]:
+def _charts(d: Dashboard, cur: str, _: Translator, locale: str) -> dict[str, charts.Chart]:
+    """The charts' words in the reader's language (`_`), their dates in `locale`."""
     fmt = _axis(cur)
+
+    def days(value: float) -> str:
+        rounded = round(value)
+        return _("%(days)s d", days=rounded)
+
+    def when(day: date, pattern: str) -> str:
+        return str(format_date(day, pattern, locale=locale))
+
     out: dict[str, charts.Chart] = {}
     buckets = d.aging.get(cur, {})
     out["aging"] = charts.bars(
-        f"Aging on {d.aging_on:%d %b %Y}, {cur}: open invoices by days past due",
-        [SHORT_AGING[b] for b in BUCKETS],
-        [("bar-a", "Open", [buckets.get(b, 0) for b in BUCKETS])],
+        _(
+            "Aging on %(day)s, %(cur)s: open invoices by days past due",
+            day=when(d.aging_on, "medium"),
+            cur=cur,
+        ),
+        [_(SHORT_AGING[b]) for b in BUCKETS],
+        [("bar-a", _("Open"), [buckets.get(b, 0) for b in BUCKETS])],
         fmt,
     )
     points = d.trend.get(cur, [])
-    months = [f"{p.month:%b %y}" for p in points]
+    months = [when(p.month, "MMM yy") for p in points]
     out["overdue_trend"] = charts.lines(
-        f"Overdue by month, {cur}",
+        _("Overdue by month, %(cur)s", cur=cur),
         months,
-        [("line-a", "Overdue", [p.overdue_minor for p in points])],
+        [("line-a", _("Overdue"), [p.overdue_minor for p in points])],
         fmt,
     )
     out["dso_trend"] = charts.lines(
-        f"DSO (count-back) by month, {cur}",
+        _("DSO (count-back) by month, %(cur)s", cur=cur),
         months,
         [("line-b", "DSO", [float(p.dso) if p.dso is not None else None for p in points])],
-        _days,
+        days,
     )
     past = d.versus.get(cur, [])
     ahead = d.nightly.forecasts.get(cur)
-    weeks = [f"{w.week_start:%d %b}" for w in past]
+    weeks = [when(w.week_start, "d MMM") for w in past]
     forecast: list[float | None] = [w.forecast_minor for w in past]
     actual: list[float | None] = [w.actual_minor for w in past]
     if ahead:
-        weeks += [f"{start:%d %b}" for start, _ in ahead.weeks]
-        forecast += [m for _, m in ahead.weeks]
+        weeks += [when(start, "d MMM") for start, _m in ahead.weeks]
+        forecast += [m for _w, m in ahead.weeks]
         actual += [None] * len(ahead.weeks)
     out["forecast"] = charts.bars(
-        f"Cash: forecast and collected by week, {cur}",
+        _("Cash: forecast and collected by week, %(cur)s", cur=cur),
         weeks,
-        [("bar-b", "Forecast", forecast), ("bar-a", "Collected", actual)],
+        [("bar-b", _("Forecast"), forecast), ("bar-a", _("Collected"), actual)],
         fmt,
         width=2 * charts.WIDTH,
     )
     disputes = d.disputes.get(cur)
     reasons = list(disputes.by_reason.items()) if disputes else []
     out["disputes"] = charts.hbars(
-        f"Disputes by reason, {cur}",
-        [f"{DISPUTE_REASONS.get(r, r)} ({n})" for r, (n, _) in reasons],
-        [m for _, (_, m) in reasons],
+        _("Disputes by reason, %(cur)s", cur=cur),
+        [f"{_(DISPUTE_REASONS.get(r, r))} ({n})" for r, (n, _n) in reasons],
+        [m for _r, (_n, m) in reasons],
         fmt,
     )
     return out
@@ -171,7 +181,10 @@ async def dashboard_page(
         page_title=N_("Dashboard"),
         d=d,
         currencies=currencies,
-        charts={cur: _charts(d, cur) for cur in currencies},
+        charts={
+            cur: _charts(d, cur, tr(request), language_context(staff(request))["locale"])
+            for cur in currencies
+        },
         filters=filters,
         period=months,
         periods=PERIODS,
