@@ -156,9 +156,13 @@ async def pay_page(
 
 
 _NOTICES = {
-    "canceled": "The payment was canceled: its invoices can be paid again.",
-    "succeeded": "This payment went through before it could be canceled: its invoices are paid.",
-    "pending": "This payment is being sent to our payment provider: wait a minute and try again.",
+    "canceled": N_("The payment was canceled: its invoices can be paid again."),
+    "succeeded": N_(
+        "This payment went through before it could be canceled: its invoices are paid."
+    ),
+    "pending": N_(
+        "This payment is being sent to our payment provider: wait a minute and try again."
+    ),
 }
 
 
