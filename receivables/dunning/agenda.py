@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any
 
-from receivables.i18n import N_
 from receivables import history
 from receivables.access.tables import StaffUser
 from receivables.clock import customer_today
@@ -47,6 +46,7 @@ from receivables.dunning.tables import (
 )
 from receivables.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.i18n import N_
 from receivables.ledger.tables import Customer
 from receivables.mail.tables import OutboxMessage
 from receivables.money import Money

@@ -20,12 +20,12 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from receivables.i18n import N_
 from receivables import history
 from receivables.db import atomic
 from receivables.dunning.tables import RateSource, ReferenceRate
 from receivables.errors import FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
+from receivables.i18n import N_
 from receivables.ledger.penalties import (
     Band,
     Penalties,

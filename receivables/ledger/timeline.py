@@ -16,8 +16,8 @@ from typing import Any
 
 from babel.dates import format_date
 
-from receivables.i18n import N_
 from receivables.history import HistoryEvent
+from receivables.i18n import N_
 from receivables.ledger.tables import Item
 from receivables.mail.tables import OutboxMessage
 from receivables.money import format_money

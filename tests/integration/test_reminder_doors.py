@@ -263,8 +263,8 @@ async def test_held_invoices_say_why_in_french_with_the_customers_own_words(app,
         # The customer's words on one line, in their language's quotes; French spacing
         # (a no-break space before the colon and inside the quotes).
         assert (
-            f"Vous nous avez indiqué l’avoir réglée le {day} — «\u00a0Virement du 12, réf. 8841\u00a0»"
-            in part
+            f"Vous nous avez indiqué l’avoir réglée le {day} — "
+            "«\u00a0Virement du 12, réf. 8841\u00a0»" in part
         )
         assert "Vous la contestez\u00a0: Prix — «\u00a0Tarif 2024 appliqué\u00a0»" in part
         assert "Contestée\u00a0: Qualité" in part and "quality" not in part
