@@ -119,9 +119,24 @@ def _recipient(facts: AccountFacts, contact: Contact | None, language: str) -> s
     return "<br>".join(parts)
 
 
+_POSTCODE_TOWN = re.compile(r"^(?:[A-Z]{1,2}-)?(?:\d{4,5}|\d{3} \d{2})\s+(?P<town>[^\d\s].*)$")
+"""A line of an address that starts with a postcode: '69002 Lyon', 'D-10115 Berlin',
+'114 55 Stockholm'."""
+
+
+def town_of(address: str) -> str:
+    """The town of a postal address: the last line after the first (the street) that starts
+    with a postcode, else nothing: a street line is never taken for the town."""
+    lines = [part.strip() for part in address.splitlines() if part.strip()]
+    for line in reversed(lines[1:]):
+        found = _POSTCODE_TOWN.match(line)
+        if found:
+            return found.group("town").strip()
+    return ""
+
+
 def _place_date(company: Company, on: date, locale: str) -> str:
-    lines = [line.strip() for line in company.address.splitlines() if line.strip()]
-    town = re.sub(r"^\d[\d\s-]*", "", lines[-2] if len(lines) >= 2 else "").strip()
+    town = town_of(company.address)
     when = _day(on, locale)
     return html.escape(f"{town}, {when}" if town else when)
 

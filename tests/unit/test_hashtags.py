@@ -107,3 +107,15 @@ def test_every_default_step_has_english_and_french_words_that_pass_the_checks():
             channel = template.channel.value
             assert check(text.subject, "subject", channel) + check(text.body, "body", channel) == []
     assert set(SCENARIOS) == set(PayerProfile)
+
+
+def test_a_letter_is_dated_from_the_town_never_the_street():
+    from receivables.dunning.letters import town_of
+
+    assert town_of("12 rue des Ateliers\n69002 Lyon\nFrance") == "Lyon"
+    assert town_of("12 rue des Ateliers\n69002 Lyon") == "Lyon"  # no country line
+    assert town_of("Hauptstraße 5\nD-10115 Berlin") == "Berlin"
+    assert town_of("Storgatan 1\n114 55 Stockholm\nSweden") == "Stockholm"
+    assert town_of("221 Baker Street\nLondon NW1 6XE") == ""  # no leading postcode: no town
+    assert town_of("1234 Main Street\nSpringfield, IL 62704") == ""  # the street is not a town
+    assert town_of("") == ""
