@@ -492,6 +492,30 @@ def parse_plain_amount(text: str | int | Decimal, currency: str | None) -> Decim
     return _exact(Decimal(text.strip()), text, currency)
 
 
+_TYPED = re.compile(r"\d{1,12}(?:\.\d+)?")
+
+
+class NotTypedAmount(MoneyError):
+    """Not digits with at most one '.': the caller says what it expects, with its example."""
+
+
+def parse_typed_minor(text: str, currency: str) -> int | None:
+    """A non-negative amount a person typed in a form, in minor units; empty is None.
+
+    Digits and at most one '.' with at most the currency's decimals: "1,000" is ambiguous and
+    refused rather than guessed (NotTypedAmount); too many decimals is a MoneyError saying how
+    many the currency has. The one reader of the back office's amount fields."""
+    raw = text.strip()
+    if not raw:
+        return None
+    if not _TYPED.fullmatch(raw):
+        raise NotTypedAmount(f"'{raw}' is not an amount like 120 or 120.50")
+    places = exponent(currency)
+    if len(raw.partition(".")[2]) > places:
+        raise MoneyError(f"{currency} has {places} decimal places")
+    return Money(Decimal(raw), currency).minor
+
+
 def round_to_currency(amount: Decimal, currency: str) -> Decimal:
     """Round a computed amount (interest, pro rata) half-up to the currency's minor unit."""
     return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)

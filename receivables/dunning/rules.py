@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 
 from receivables import history
 from receivables.clock import valid_timezone
@@ -17,9 +16,7 @@ from receivables.db import atomic
 from receivables.errors import FieldProblem, InvalidInput, NotFound
 from receivables.history import Actor
 from receivables.ledger.tables import Company
-from receivables.money import Money, exponent
-
-_PLAIN_AMOUNT = re.compile(r"\d{1,12}(?:\.\d+)?")
+from receivables.money import Money, MoneyError, NotTypedAmount, parse_typed_minor
 
 
 @dataclass(frozen=True)
@@ -58,19 +55,18 @@ def check_rules(form: RulesInput, currency: str) -> Rules:
     problems: list[FieldProblem] = []
     raw = form.min_amount.strip()
     min_minor = 0
-    if not _PLAIN_AMOUNT.fullmatch(raw):
-        problems.append(
-            FieldProblem("min_amount", f"an amount in {currency} like 10 or 10.50 (no separators)")
-        )
+    bad = FieldProblem("min_amount", f"an amount in {currency} like 10 or 10.50 (no separators)")
+    try:
+        typed = parse_typed_minor(raw, currency)
+    except NotTypedAmount:
+        typed = None
+    except MoneyError as exc:
+        bad = FieldProblem("min_amount", str(exc))
+        typed = None
+    if typed is None:
+        problems.append(bad)
     else:
-        value = Decimal(raw)
-        places = len(raw.partition(".")[2])
-        if places > exponent(currency):
-            problems.append(
-                FieldProblem("min_amount", f"{currency} has {exponent(currency)} decimal places")
-            )
-        else:
-            min_minor = Money(value, currency).minor
+        min_minor = typed
     timezone = form.timezone.strip()
     if not timezone or not valid_timezone(timezone):
         problems.append(FieldProblem("timezone", "an IANA time zone such as Europe/Paris"))

@@ -15,10 +15,8 @@ so an ERP re-sending the invoice does not re-open it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from receivables import history
@@ -35,7 +33,13 @@ from receivables.ledger.tables import (
     ItemStatus,
     Payment,
 )
-from receivables.money import Money, exponent, format_minor
+from receivables.money import (
+    Money,
+    MoneyError,
+    NotTypedAmount,
+    format_minor,
+    parse_typed_minor,
+)
 
 PAYMENT = "payment"
 CREDIT_NOTE = "credit_note"
@@ -43,7 +47,6 @@ SOURCES = (PAYMENT, CREDIT_NOTE)
 NON_CASH = (Payment.Method.credit_note.value, Payment.Method.write_off.value)
 """Payment methods that are not money received (kept out of the payments list and exports)."""
 
-_PLAIN_AMOUNT = re.compile(r"\d{1,12}(?:\.\d+)?")
 _CLOSED = (ItemStatus.cancelled.value, ItemStatus.written_off.value)
 
 
@@ -263,14 +266,12 @@ async def proposal(kind: str, source_id: int) -> Proposal:
 def read_amount(text: str, currency: str, field: str) -> tuple[int | None, FieldProblem | None]:
     """An amount typed in a form: digits and at most one '.' with the currency's decimals;
     empty is none. ("1,000" is ambiguous and refused rather than guessed.)"""
-    raw = text.strip()
-    if not raw:
-        return None, None
-    if not _PLAIN_AMOUNT.fullmatch(raw):
+    try:
+        return parse_typed_minor(text, currency), None
+    except NotTypedAmount:
         return None, FieldProblem(field, f"an amount in {currency} like 120 or 120.50")
-    if len(raw.partition(".")[2]) > exponent(currency):
-        return None, FieldProblem(field, f"{currency} has {exponent(currency)} decimal places")
-    return Money(Decimal(raw), currency).minor, None
+    except MoneyError as exc:
+        return None, FieldProblem(field, str(exc))
 
 
 async def apply(kind: str, source_id: int, amounts: dict[int, str], actor: Actor) -> list[int]:

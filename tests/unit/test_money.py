@@ -301,3 +301,16 @@ def test_amounts_too_large_to_store_are_refused():
             parse_amount(text, "EUR")
     with pytest.raises(MoneyError, match="too large"):
         parse_plain_amount("1" + "0" * 19, "JPY")
+
+
+def test_an_amount_typed_in_a_form_is_read_strictly_or_refused():
+    from receivables.money import NotTypedAmount, parse_typed_minor
+
+    assert parse_typed_minor(" 120.50 ", "EUR") == 12050
+    assert parse_typed_minor("5000", "JPY") == 5000
+    assert parse_typed_minor("", "EUR") is None
+    for ambiguous in ("1,000", "1 000", "-5", "1e3"):
+        with pytest.raises(NotTypedAmount):
+            parse_typed_minor(ambiguous, "EUR")
+    with pytest.raises(MoneyError, match="JPY has 0 decimal places"):
+        parse_typed_minor("1.5", "JPY")
